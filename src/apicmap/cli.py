@@ -1,0 +1,267 @@
+"""The ``apicmap`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from .engine import ENGINE_NAMES
+from .errors import ApicmapError, InputError
+from .model.policy import VARIANTS
+from .outcome import Outcome
+from .render import print_table, vcpu_set
+from .runner import CaseResult, Check, run_scenario, scenario_policy
+from .scenario import Scenario, load_scenario
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, exit 2, no usage dump (DEVELOPERS.md: bad input).
+        sys.stderr.write(f"apicmap: error: {self.prog}: {message}\n")
+        raise SystemExit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="apicmap", description="Which vCPUs accept this interrupt, and why.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    kernels = ", ".join(f"{p.releases}" for p in VARIANTS)
+
+    run = sub.add_parser("run", help="judge every [[interrupt]] of a scenario on one engine")
+    run.add_argument("file")
+    run.add_argument("--engine", choices=ENGINE_NAMES, default="model")
+    run.add_argument("--kernel", help=f"KVM release the model follows (variants: {kernels}); default newest")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+
+    explain = sub.add_parser("explain", help="each interrupt x each engine, with receivers and reasons")
+    explain.add_argument("file")
+    explain.add_argument("--kernel")
+    explain.add_argument("--engines", default="arch,model,kvm",
+                         help="comma-separated engines (kvm is skipped with a note if unavailable)")
+    explain.add_argument("--json", action="store_true")
+
+    amap = sub.add_parser("map", help="KVM's optimized map for the scenario's VM")
+    amap.add_argument("file")
+    amap.add_argument("--kernel")
+    amap.add_argument("--all-kernels", action="store_true", help="one row per modelled KVM variant")
+    amap.add_argument("--json", action="store_true")
+
+    decode = sub.add_parser("decode", help="decode a register value field by field")
+    decode.add_argument("kind", help="msi | icr | rte | apicbase | selfipi")
+    decode.add_argument("values", nargs="+", help="values (hex with 0x, or decimal)")
+    decode.add_argument("--json", action="store_true")
+
+    check = sub.add_parser("check", help="arch, model and kvm side by side; exit 1 on model != kvm")
+    check.add_argument("file")
+    check.add_argument("--json", action="store_true")
+
+    host = sub.add_parser("host", help="this machine's KVM: release, module, capabilities, limits")
+    host.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        handler = _HANDLERS[args.command]
+        return handler(args)
+    except ApicmapError as err:
+        sys.stderr.write(f"apicmap: error: {err}\n")
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+# --- run ----------------------------------------------------------------------------------------
+
+
+def _outcome_cell(result: CaseResult) -> str:
+    if result.outcome is None:
+        return f"not expressible: {result.not_expressible}"
+    out = result.outcome
+    text = vcpu_set(out.receivers)
+    if out.undefined:
+        text += f" undefined {vcpu_set(out.undefined)}"
+    if out.rejected:
+        text += f" (refused: {out.rejected})"
+    return text
+
+
+def _return_cell(outcome: Outcome | None) -> str:
+    if outcome is None or outcome.result is None:
+        return "-"
+    return "-1 (EPERM)" if outcome.result == -1 else str(outcome.result)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.file)
+    explain = bool(args.json)
+    results = run_scenario(scenario, args.engine, args.kernel, explain=explain)
+    failed = any(r.check is Check.FAIL for r in results)
+    if args.json:
+        payload: dict[str, object] = {"scenario": scenario.path, "engine": args.engine}
+        if args.engine == "model":
+            policy = scenario_policy(scenario, args.kernel)
+            payload["kernel"] = {"variant": policy.key, "releases": policy.releases}
+        payload["interrupts"] = [r.to_json() for r in results]
+        payload["ok"] = not failed
+        print(json.dumps(payload, indent=2))
+    else:
+        title = f"{scenario.path} on {args.engine}"
+        if args.engine == "model":
+            policy = scenario_policy(scenario, args.kernel)
+            title += f" (KVM {policy.releases})"
+        rows = [[f"{r.case.index}", r.case.name, _outcome_cell(r), _return_cell(r.outcome),
+                 r.check.value + (f": {r.check_detail}" if r.check_detail else "")] for r in results]
+        print_table(title, ["#", "interrupt", "receivers", "return", "expect"], rows)
+    return 1 if failed else 0
+
+
+# --- explain --------------------------------------------------------------------------------------
+
+
+def _engines_for_explain(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for n in names:
+        if n not in ENGINE_NAMES:
+            raise InputError("--engines", f"unknown engine {n!r}", ", ".join(ENGINE_NAMES))
+    return names
+
+
+def _explain_runs(scenario: Scenario, engines: list[str], kernel: str | None
+                  ) -> tuple[dict[str, list[CaseResult]], dict[str, str]]:
+    runs: dict[str, list[CaseResult]] = {}
+    skipped: dict[str, str] = {}
+    for name in engines:
+        if name == "kvm":
+            from .kvm.host import kvm_available
+
+            ok, why = kvm_available()
+            if not ok:
+                skipped[name] = why
+                continue
+        runs[name] = run_scenario(scenario, name, kernel, explain=True)
+    return runs, skipped
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.file)
+    runs, skipped = _explain_runs(scenario, _engines_for_explain(args.engines), args.kernel)
+    if args.json:
+        print(json.dumps({"scenario": scenario.path, "skipped": skipped,
+                          "engines": {n: [r.to_json() for r in rs] for n, rs in runs.items()}}, indent=2))
+        return 0
+    for name, why in skipped.items():
+        print(f"({name} engine skipped: {why})")
+    for i, case in enumerate(scenario.interrupts):
+        print(f"\n== interrupt {case.index}: {case.name}")
+        for name, results in runs.items():
+            result = results[i]
+            print(f"  [{name}] receivers {_outcome_cell(result)}  return {_return_cell(result.outcome)}")
+            explanation = result.outcome.explanation if result.outcome else None
+            if explanation is None:
+                continue
+            print(f"    message: {explanation.message}")
+            print(f"    path:    {explanation.path}")
+            if explanation.map_state:
+                print(f"    map:     {explanation.map_state}")
+            for note in explanation.notes:
+                print(f"    note:    {note}")
+            for vid, reason in explanation.reasons:
+                print(f"    vCPU {vid:>4}: {reason}")
+    return 0
+
+
+# --- map ----------------------------------------------------------------------------------------
+
+
+def _cmd_map(args: argparse.Namespace) -> int:
+    from .model.apic_map import build_map
+
+    scenario = load_scenario(args.file)
+    policies = list(VARIANTS) if args.all_kernels else [scenario_policy(scenario, args.kernel)]
+    reports = []
+    for policy in policies:
+        amap = build_map(scenario.vm, policy)
+        reports.append({
+            "variant": policy.key, "releases": policy.releases,
+            "map": "NULL" if amap.is_null else "present",
+            "null_reason": amap.null_reason,
+            "max_apic_id": amap.max_apic_id,
+            "logical_mode": amap.logical_mode.value,
+            "logical_reason": amap.logical_reason,
+            "inhibits": sorted(amap.inhibits),
+            "phys_map": {} if amap.phys is None else {
+                f"0x{i:x}": scenario.vm.vcpus[s].vcpu_id for i, s in enumerate(amap.phys) if s is not None},
+            "summary": amap.describe(scenario.vm),
+        })
+    if args.json:
+        print(json.dumps({"scenario": scenario.path, "maps": reports}, indent=2))
+        return 0
+    rows = [[str(r["variant"]), str(r["releases"]), str(r["map"]) + (f" ({r['null_reason']})" if r["null_reason"] else ""),
+             str(r["logical_mode"]) + (f" ({r['logical_reason']})" if r["logical_reason"] else ""),
+             ", ".join(r["inhibits"]) or "-", str(r["summary"])]  # type: ignore[arg-type]
+            for r in reports]
+    print_table(f"KVM optimized APIC map: {scenario.path}",
+                ["variant", "releases", "map", "logical mode", "inhibits", "details"], rows)
+    return 0
+
+
+# --- decode -------------------------------------------------------------------------------------
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    from .encoding.describe import describe
+
+    values = []
+    for text in args.values:
+        try:
+            values.append(int(text, 0))
+        except ValueError:
+            raise InputError(f"decode {args.kind}", f"cannot read value {text!r}",
+                             "integers, e.g. 0xFEE01000 or 4096") from None
+    rows = describe(args.kind, values)
+    if args.json:
+        print(json.dumps([{"field": f, "bits": b, "value": v, "meaning": m} for f, b, v, m in rows], indent=2))
+        return 0
+    print_table(f"decode {args.kind} {' '.join(args.values)}", ["field", "bits", "value", "meaning"],
+                [[f, b, f"0x{v:x}", m] for f, b, v, m in rows])
+    return 0
+
+
+# --- check and host (kvm) ----------------------------------------------------------------------
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .check import check_scenario, print_check
+
+    scenario = load_scenario(args.file)
+    report = check_scenario(scenario)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print_check(report)
+    return 0 if report.ok else 1
+
+
+def _cmd_host(args: argparse.Namespace) -> int:
+    from .kvm.host import host_report
+
+    report = host_report()
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print_table("KVM on this machine", ["property", "value"], [[k, str(v)] for k, v in report.items()])
+    return 0
+
+
+_HANDLERS = {
+    "run": _cmd_run,
+    "explain": _cmd_explain,
+    "map": _cmd_map,
+    "decode": _cmd_decode,
+    "check": _cmd_check,
+    "host": _cmd_host,
+}

@@ -1,0 +1,193 @@
+"""KVM's optimized APIC map (kvm-routing.md §2), built in one O(n) walk of the vCPUs.
+
+Slots hold creation indexes (positions in ``VmState.vcpus``), not vCPU objects, so the map
+is a plain value. ``phys is None`` is KVM's NULL map: every delivery takes the slow path.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from ..state import DFR_FLAT, ApicMode, VmState
+from .policy import KernelPolicy, LogicalMapRule, PhysMapRule
+
+
+class LogicalMode(enum.Enum):
+    """v6.3+ ``logical_mode`` (kvm-routing.md §2.3). Pre-6.3 bitmask states map onto these too."""
+
+    SW_DISABLED = "SW_DISABLED"  # no sw-enabled APIC with LDR != 0 (6.3+: logical drops)
+    XAPIC_CLUSTER = "XAPIC_CLUSTER"
+    XAPIC_FLAT = "XAPIC_FLAT"
+    X2APIC = "X2APIC"
+    MAP_DISABLED = "MAP_DISABLED"  # 6.3+: logical deliveries take the slow path
+    INVALID = "INVALID"  # pre-6.3: bitmask empty or mixed, lookups fail -> slow path
+
+
+# Pre-6.3 mode bits (kvm-routing.md §2.5 step 4).
+_LEGACY_BITS = {LogicalMode.XAPIC_CLUSTER: 4, LogicalMode.XAPIC_FLAT: 8, LogicalMode.X2APIC: 16}
+_LEGACY_BY_BITS = {bits: mode for mode, bits in _LEGACY_BITS.items()}
+
+INHIBIT_PHYSICAL_ID_ALIASED = "PHYSICAL_ID_ALIASED"
+INHIBIT_LOGICAL_ID_ALIASED = "LOGICAL_ID_ALIASED"
+INHIBIT_APIC_ID_MODIFIED = "APIC_ID_MODIFIED"
+
+
+@dataclass(slots=True)
+class ApicMap:
+    max_apic_id: int
+    phys: list[int | None] | None  # None: the map pointer is NULL
+    logical_mode: LogicalMode
+    # xapic_flat_map[8] and xapic_cluster_map[16][4] share storage in KVM; here: 16 rows.
+    clusters: list[list[int | None]] = field(default_factory=list)
+    null_reason: str | None = None
+    logical_reason: str | None = None  # why logical_mode is what it is
+    inhibits: frozenset[str] = frozenset()
+    legacy_mode_bits: int = 0
+
+    @property
+    def is_null(self) -> bool:
+        return self.phys is None
+
+    def flat_row(self) -> list[int | None]:
+        return self.clusters[0]
+
+    def describe(self, vm: VmState) -> str:
+        def name(idx: int | None) -> str:
+            return "-" if idx is None else str(vm.vcpus[idx].vcpu_id)
+
+        if self.phys is None:
+            return f"map NULL ({self.null_reason}); every delivery takes the slow path"
+        used = [f"0x{i:x}->vCPU {name(s)}" for i, s in enumerate(self.phys) if s is not None]
+        text = f"max_apic_id 0x{self.max_apic_id:x}; phys_map {{{', '.join(used[:16])}"
+        text += ", …}" if len(used) > 16 else "}"
+        text += f"; logical_mode {self.logical_mode.value}"
+        if self.logical_reason:
+            text += f" ({self.logical_reason})"
+        if self.logical_mode is LogicalMode.XAPIC_FLAT:
+            text += f"; flat [{', '.join(name(s) for s in self.clusters[0][:8])}]"
+        elif self.logical_mode is LogicalMode.XAPIC_CLUSTER:
+            rows = [f"{c}:[{', '.join(name(s) for s in row[:4])}]"
+                    for c, row in enumerate(self.clusters) if any(s is not None for s in row[:4])]
+            text += f"; clusters {' '.join(rows)}"
+        return text
+
+
+def build_map(vm: VmState, policy: KernelPolicy) -> ApicMap:
+    """Recompute the optimized map as ``kvm_recalculate_apic_map`` would, for ``policy``."""
+    vcpus = vm.vcpus
+    max_id = 255
+    for v in vcpus:
+        if v.mode is not ApicMode.DISABLED and v.vcpu_id > max_id:
+            max_id = v.vcpu_id
+    phys: list[int | None] = [None] * (max_id + 1)
+    clusters: list[list[int | None]] = [[None] * 8 for _ in range(16)]
+    strict = policy.logical_map is LogicalMapRule.STRICT
+    gated_hack = policy.phys_map is PhysMapRule.ARCHITECTURAL_UNLESS_32BIT_IDS
+    hotplug_hack = vm.use_32bit_ids or not gated_hack
+    mode = LogicalMode.SW_DISABLED
+    legacy_bits = 0
+    logical_reason: str | None = None
+    id_modified = False
+
+    for index, v in enumerate(vcpus):
+        if v.mode is ApicMode.DISABLED:
+            continue  # not present: in neither map (§1.3)
+        x2 = v.mode is ApicMode.X2APIC
+        # --- physical part ---
+        if not x2 and v.xapic_id != (v.vcpu_id & 0xFF):
+            id_modified = True  # feeds only APICV_INHIBIT_REASON_APIC_ID_MODIFIED
+        if hotplug_hack:
+            # §2.5 steps 1-2 / §2.3 with x2apic_format: hotplug hack, first xAPIC claimant wins.
+            if x2 or v.vcpu_id > 0xFF:
+                phys[v.vcpu_id] = index
+            if not x2 and phys[v.xapic_id] is None:
+                phys[v.xapic_id] = index
+        else:
+            # §2.3 without x2apic_format: architectural; any alias discards the whole map.
+            pid = v.vcpu_id if x2 else v.xapic_id
+            holder = phys[pid]
+            if holder is not None:
+                other = vcpus[holder].vcpu_id
+                return _null_map(max_id, policy,
+                                 f"physical ID 0x{pid:x} aliased by vCPU {other} and vCPU {v.vcpu_id}",
+                                 id_modified)
+            phys[pid] = index
+        # --- logical part ---
+        if strict and mode is LogicalMode.MAP_DISABLED:
+            continue
+        if not v.sw_enabled and (strict or policy.logical_map_skips_sw_disabled):
+            continue
+        ldr = v.effective_ldr
+        if x2:
+            this_mode = LogicalMode.X2APIC
+        elif ldr:
+            this_mode = LogicalMode.XAPIC_FLAT if v.dfr == DFR_FLAT else LogicalMode.XAPIC_CLUSTER
+        else:
+            continue  # LDR == 0: no logical presence at all (6ea567ca003a; §2.5 step 4)
+        if strict:
+            if mode is LogicalMode.SW_DISABLED:
+                mode = this_mode
+            elif mode is not this_mode:
+                mode = LogicalMode.MAP_DISABLED
+                logical_reason = f"vCPU {v.vcpu_id} is {this_mode.value}, others are not"
+                continue
+            if x2:
+                continue  # x2APIC logical lookups reuse phys_map (§2.3, 76e527509d37)
+            row, mask = _logical_slot(mode, (ldr >> 24) & 0xFF)
+            if mask == 0:
+                continue
+            if mask & (mask - 1):
+                mode = LogicalMode.MAP_DISABLED
+                logical_reason = f"vCPU {v.vcpu_id} logical ID 0x{ldr >> 24:02x} has several bits"
+                continue
+            bit = mask.bit_length() - 1
+            holder = clusters[row][bit]
+            if holder is not None:
+                mode = LogicalMode.MAP_DISABLED
+                logical_reason = (f"vCPU {vcpus[holder].vcpu_id} and vCPU {v.vcpu_id} share logical "
+                                  f"{_slot_name(this_mode, row, bit)}")
+                continue
+            clusters[row][bit] = index
+        else:
+            # §2.5 steps 4-6: OR the mode bit in; place only while the bitmask is one mode.
+            legacy_bits |= _LEGACY_BITS[this_mode]
+            current = _LEGACY_BY_BITS.get(legacy_bits)
+            if current is None or x2:
+                continue  # x2APIC: the derived LDR writes its own phys_map slot again
+            row, mask = _logical_slot(current, (ldr >> 24) & 0xFF)
+            if mask:
+                clusters[row][(mask & -mask).bit_length() - 1] = index  # lowest bit, last wins
+
+    if not strict:
+        mode = _LEGACY_BY_BITS.get(legacy_bits, LogicalMode.INVALID)
+        if mode is LogicalMode.INVALID:
+            logical_reason = "no logical mode" if legacy_bits == 0 else "mixed logical modes"
+    elif mode is LogicalMode.SW_DISABLED:
+        logical_reason = "no software-enabled APIC has a nonzero LDR"
+    inhibits: set[str] = set()
+    if policy.inhibits_aliasing and mode is LogicalMode.MAP_DISABLED:
+        inhibits.add(INHIBIT_LOGICAL_ID_ALIASED)
+    if policy.inhibits_apic_id_modified and id_modified:
+        inhibits.add(INHIBIT_APIC_ID_MODIFIED)
+    return ApicMap(max_id, phys, mode, clusters, None, logical_reason, frozenset(inhibits), legacy_bits)
+
+
+def _null_map(max_id: int, policy: KernelPolicy, reason: str, id_modified: bool) -> ApicMap:
+    inhibits = {INHIBIT_PHYSICAL_ID_ALIASED, INHIBIT_LOGICAL_ID_ALIASED} if policy.inhibits_aliasing else set()
+    if policy.inhibits_apic_id_modified and id_modified:
+        inhibits.add(INHIBIT_APIC_ID_MODIFIED)
+    return ApicMap(max_id, None, LogicalMode.MAP_DISABLED, [], reason, None, frozenset(inhibits))
+
+
+def _logical_slot(mode: LogicalMode, logical_id: int) -> tuple[int, int]:
+    """(cluster row, member mask) of an 8-bit xAPIC logical ID in ``mode`` (§2.3)."""
+    if mode is LogicalMode.XAPIC_FLAT:
+        return 0, logical_id & 0xFF
+    return (logical_id >> 4) & 0xF, logical_id & 0xF
+
+
+def _slot_name(mode: LogicalMode, row: int, bit: int) -> str:
+    if mode is LogicalMode.XAPIC_FLAT:
+        return f"flat bit {bit}"
+    return f"cluster {row} bit {bit}"

@@ -1,0 +1,65 @@
+"""Engine ``model``: KVM's routing as a given release implements it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..decode import KvmDecodeRules, Refused, decode_for_kvm, describe_message
+from ..message import Injection, MsiInjection
+from ..outcome import Explanation, Outcome
+from ..state import VmState
+from .apic_map import ApicMap, build_map
+from .policy import KernelPolicy
+from .resolve import Trace, deliver
+
+
+class ModelEngine:
+    def __init__(self, policy: KernelPolicy) -> None:
+        self.policy = policy
+        self.name = "model"
+
+    def prepare(self, vm: VmState) -> ModelVm:
+        return ModelVm(vm, self.policy, build_map(vm, self.policy))
+
+
+@dataclass(slots=True)
+class ModelVm:
+    vm: VmState
+    policy: KernelPolicy
+    amap: ApicMap
+
+    @property
+    def rules(self) -> KvmDecodeRules:
+        return KvmDecodeRules(self.vm.use_32bit_ids, self.policy.icr_reserved_bits_fault,
+                              self.policy.self_ipi_reserved_bits_fault)
+
+    def deliver(self, injection: Injection, *, explain: bool = False) -> Outcome:
+        message = decode_for_kvm(injection, self.vm, self.rules)
+        if isinstance(message, Refused):
+            explanation = None
+            if explain:
+                explanation = Explanation(message="(refused before delivery)", path="none",
+                                          map_state=self.amap.describe(self.vm),
+                                          notes=(message.reason,))
+            return Outcome("model", (), (), None, message.reason, (), explanation)
+        trace = Trace() if explain else None
+        r, effects = deliver(self.vm, self.amap, self.policy, message, trace)
+        receivers = tuple(sorted({e.vcpu_id for e in effects}))
+        result = r if isinstance(injection, MsiInjection) else None
+        explanation = None
+        if trace is not None:
+            notes = list(trace.notes)
+            if result is None:
+                notes.append(f"internal delivery result r = {r} (not visible to the sender)")
+            explanation = Explanation(
+                message=describe_message(message),
+                path=trace.path,
+                map_state=self.amap.describe(self.vm),
+                reasons=tuple((v.vcpu_id, trace.reasons.get(v.vcpu_id, "not considered"))
+                              for v in self.vm.vcpus),
+                notes=tuple(notes),
+            )
+        return Outcome("model", receivers, tuple(effects), result, None, (), explanation)
+
+    def close(self) -> None:
+        return None
