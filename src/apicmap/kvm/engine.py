@@ -1,0 +1,450 @@
+"""Engine ``kvm``: run a scenario on this machine's real in-kernel KVM, with no guest code.
+
+Per VM state: create a VM with an in-kernel irqchip, enable the X2APIC_API flags before any
+LAPIC state is written (enabling does not dirty the map, kvm-routing.md §2.2(b)), create the
+vCPUs in creation order, then write every vCPU's APIC base MSR and KVM_SET_LAPIC. The last
+KVM_SET_LAPIC recalculates the optimized map with every vCPU present, which sidesteps the
+stale map that misses the last-created vCPU (§2.2(a)).
+
+Per injection: send it (KVM_SIGNAL_MSI, a host write of the source's x2APIC ICR or SELF_IPI
+MSR, or an IOAPIC pin), observe the channel its delivery mode affects on every vCPU, then
+put back exactly what changed, so each interrupt is judged against the state as written.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import resource
+from dataclasses import dataclass, field
+
+from ..decode import describe_message
+from ..errors import NotExpressible
+from ..message import (
+    DeliveryMode,
+    IcrInjection,
+    Injection,
+    IoapicInjection,
+    MsiInjection,
+    SelfIpiInjection,
+    Trigger,
+)
+from ..outcome import Effect, EffectKind, Explanation, Outcome
+from ..state import ApicMode, Vcpu, VmState
+from . import structs as s
+from .host import vector_hashing
+from .ioctl import KvmIoctlError, check_extension, ioctl_int, ioctl_ptr, ioctl_raw, open_kvm
+
+X2APIC_CPUID_BIT = 1 << 21  # CPUID.1:ECX[21]; without it EXTD is a reserved bit (§1.2)
+APIC_BASE_DEFAULT = 0xFEE00000
+APIC_BASE_EN = 1 << 11
+APIC_BASE_EXTD = 1 << 10
+
+
+def _u32(page: ctypes.Array[ctypes.c_uint8], offset: int) -> int:
+    return int.from_bytes(bytes(page[offset:offset + 4]), "little")
+
+
+def _set_u32(page: ctypes.Array[ctypes.c_uint8], offset: int, value: int) -> None:
+    page[offset:offset + 4] = list(value.to_bytes(4, "little"))
+
+
+def _vector_bits(page: bytes, base: int) -> int:
+    """The 256-bit IRR/ISR/TMR bitmap at ``base`` as one integer."""
+    bits = 0
+    for i in range(8):
+        word = int.from_bytes(page[base + 0x10 * i:base + 0x10 * i + 4], "little")
+        bits |= word << (32 * i)
+    return bits
+
+
+def _raw_delivery(injection: Injection) -> tuple[DeliveryMode, bool]:
+    """(delivery mode, lowest-priority by RH) read straight from the raw encoding."""
+    match injection:
+        case MsiInjection(address_lo=lo, data=data):
+            return DeliveryMode((data >> 8) & 7), bool(lo & (1 << 3))
+        case IcrInjection(icr=icr):
+            return DeliveryMode((icr >> 8) & 7), False
+        case SelfIpiInjection():
+            return DeliveryMode.FIXED, False
+        case IoapicInjection(rte=rte):
+            return DeliveryMode((rte >> 8) & 7), False
+    raise TypeError(injection)
+
+
+@dataclass(slots=True)
+class _VcpuHandle:
+    vcpu_id: int
+    fd: int
+    baseline: bytes = b""  # the register page as applied (what restores write back)
+    applied: Vcpu | None = None
+    mp_state: int = s.MP_STATE_UNINITIALIZED
+
+
+@dataclass(slots=True)
+class _RealVm:
+    """One VM on /dev/kvm with a fixed list of vCPU ids (in creation order) and sticky flags."""
+
+    vm_fd: int
+    flags: int
+    vcpus: list[_VcpuHandle] = field(default_factory=list)
+    ioapic_baseline: s.KvmIrqchip | None = None
+
+    def close(self) -> None:
+        for v in self.vcpus:
+            os.close(v.fd)
+        self.vcpus.clear()
+        os.close(self.vm_fd)
+
+
+class KvmEngine:
+    """The real kernel. VMs are reused across ``prepare`` calls with the same vCPU ids and flags."""
+
+    name = "kvm"
+
+    def __init__(self, cache_size: int = 4) -> None:
+        self._kvm_fd = open_kvm()
+        self._max_vcpus = check_extension(self._kvm_fd, s.KVM_CAP_MAX_VCPUS)
+        self._max_vcpu_id = check_extension(self._kvm_fd, s.KVM_CAP_MAX_VCPU_ID)
+        self._x2apic_api = check_extension(self._kvm_fd, s.KVM_CAP_X2APIC_API)
+        self.smm = bool(check_extension(self._kvm_fd, s.KVM_CAP_X86_SMM))
+        self.vector_hashing = vector_hashing()
+        self._cpuid = self._supported_cpuid()
+        self._cache: dict[tuple[tuple[int, ...], int], _RealVm] = {}
+        self._cache_size = cache_size
+        self._raise_fd_limit()
+
+    # --- VM creation -----------------------------------------------------------------------------
+
+    def _supported_cpuid(self) -> s.KvmCpuid2:
+        cpuid = s.KvmCpuid2()
+        cpuid.nent = s.MAX_CPUID_ENTRIES
+        ioctl_ptr(self._kvm_fd, s.KVM_GET_SUPPORTED_CPUID, cpuid)
+        for i in range(cpuid.nent):
+            entry = cpuid.entries[i]
+            if entry.function == 1:
+                entry.ecx |= X2APIC_CPUID_BIT
+        return cpuid
+
+    @staticmethod
+    def _raise_fd_limit() -> None:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < min(hard, 8192):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+
+    def _create(self, ids: tuple[int, ...], flags: int) -> _RealVm:
+        vm_fd = ioctl_int(self._kvm_fd, s.KVM_CREATE_VM, 0)
+        real = _RealVm(vm_fd, flags)
+        try:
+            # Make no vCPU the BSP: an INIT then moves every target to INIT_RECEIVED, which is
+            # how the host observes it (a BSP would stay RUNNABLE; kvm-routing.md §6.4).
+            spare = next(i for i in range(self._max_vcpu_id - 1, -1, -1) if i not in ids)
+            ioctl_int(vm_fd, s.KVM_SET_BOOT_CPU_ID, spare)
+            ioctl_int(vm_fd, s.KVM_CREATE_IRQCHIP)
+            if flags:
+                cap = s.KvmEnableCap(cap=s.KVM_CAP_X2APIC_API)
+                cap.args[0] = flags
+                ioctl_ptr(vm_fd, s.KVM_ENABLE_CAP, cap)
+            for vid in ids:
+                fd = ioctl_int(vm_fd, s.KVM_CREATE_VCPU, vid)
+                real.vcpus.append(_VcpuHandle(vid, fd))
+                ioctl_ptr(fd, s.KVM_SET_CPUID2, self._cpuid)
+                mp = s.KvmMpState()
+                ioctl_ptr(fd, s.KVM_GET_MP_STATE, mp)
+                real.vcpus[-1].mp_state = mp.mp_state
+            chip = s.KvmIrqchip(chip_id=s.KVM_IRQCHIP_IOAPIC)
+            ioctl_ptr(vm_fd, s.KVM_GET_IRQCHIP, chip)
+            real.ioapic_baseline = chip
+        except BaseException:
+            real.close()
+            raise
+        return real
+
+    def _vm_for(self, vm: VmState) -> _RealVm:
+        ids = vm.vcpu_ids
+        flags = (s.X2APIC_API_USE_32BIT_IDS if vm.use_32bit_ids else 0) | \
+                (s.X2APIC_API_DISABLE_BROADCAST_QUIRK if vm.disable_broadcast_quirk else 0)
+        if len(ids) > self._max_vcpus:
+            raise NotExpressible(f"{len(ids)} vCPUs; this host allows {self._max_vcpus}")
+        if max(ids) >= self._max_vcpu_id:
+            raise NotExpressible(f"vcpu_id {max(ids)}; this host allows ids below {self._max_vcpu_id}")
+        if flags & ~self._x2apic_api:
+            raise NotExpressible(f"X2APIC_API flags {flags:#x}; this host supports {self._x2apic_api:#x}")
+        key = (ids, flags)
+        real = self._cache.pop(key, None)
+        if real is None:
+            if len(self._cache) >= self._cache_size:
+                oldest = next(iter(self._cache))
+                self._cache.pop(oldest).close()
+            real = self._create(ids, flags)
+        self._cache[key] = real  # most recently used last
+        return real
+
+    def prepare(self, vm: VmState) -> KvmVm:
+        real = self._vm_for(vm)
+        for handle, vcpu in zip(real.vcpus, vm.vcpus, strict=True):
+            if handle.applied != vcpu:
+                self._apply(real, handle, vcpu, vm)
+        return KvmVm(self, real, vm)
+
+    def _apply(self, real: _RealVm, handle: _VcpuHandle, vcpu: Vcpu, vm: VmState) -> None:
+        base = APIC_BASE_DEFAULT
+        if vcpu.mode is not ApicMode.DISABLED:
+            base |= APIC_BASE_EN
+        if vcpu.mode is ApicMode.X2APIC:
+            base |= APIC_BASE_EXTD
+        set_msr(handle.fd, s.MSR_IA32_APICBASE, base, "IA32_APIC_BASE")
+        lapic = s.KvmLapicState()
+        ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, lapic)
+        page = lapic.regs
+        if vcpu.mode is ApicMode.X2APIC:
+            # With x2apic_format the buffer ID must equal vcpu_id; without it the xAPIC-format
+            # ID is ignored (v6.11+) and the LDR is derived by KVM either way (§1.9).
+            _set_u32(page, s.APIC_ID, vcpu.vcpu_id if vm.use_32bit_ids else (vcpu.vcpu_id & 0xFF) << 24)
+        else:
+            _set_u32(page, s.APIC_ID, vcpu.xapic_id << 24)
+            _set_u32(page, s.APIC_LDR, vcpu.ldr)
+            _set_u32(page, s.APIC_DFR, vcpu.dfr)
+        _set_u32(page, s.APIC_SPIV, 0x1FF if vcpu.sw_enabled else 0xFF)
+        _set_u32(page, s.APIC_TASKPRI, vcpu.tpr)
+        for base_off in (s.APIC_ISR, s.APIC_TMR, s.APIC_IRR):
+            for i in range(8):
+                _set_u32(page, base_off + 0x10 * i, 0)
+        ioctl_ptr(handle.fd, s.KVM_SET_LAPIC, lapic)
+        ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, lapic)
+        handle.baseline = bytes(lapic.regs)
+        handle.applied = vcpu
+
+    def close(self) -> None:
+        for real in self._cache.values():
+            real.close()
+        self._cache.clear()
+        if self._kvm_fd >= 0:
+            os.close(self._kvm_fd)
+            self._kvm_fd = -1
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def set_msr(fd: int, index: int, value: int, what: str) -> bool:
+    msrs = s.KvmMsrs1(nmsrs=1)
+    msrs.entries[0].index = index
+    msrs.entries[0].data = value
+    written = ioctl_ptr(fd, s.KVM_SET_MSRS, msrs)
+    if written != 1 and index == s.MSR_IA32_APICBASE:
+        raise KvmIoctlError("KVM_SET_MSRS", errno.EINVAL, f"{what} = {value:#x} was refused")
+    return written == 1
+
+
+class KvmVm:
+    """A prepared real VM: deliver injections, observe, restore."""
+
+    def __init__(self, engine: KvmEngine, real: _RealVm, vm: VmState) -> None:
+        self._engine = engine
+        self._real = real
+        self._vm = vm
+        self._lapic = s.KvmLapicState()
+        self._events = s.KvmVcpuEvents()
+        self._mp = s.KvmMpState()
+        self._msi = s.KvmMsi()
+
+    def close(self) -> None:
+        return None  # the VM stays cached in the engine for reuse
+
+    # --- injection ---------------------------------------------------------------------------------
+
+    def deliver(self, injection: Injection, *, explain: bool = False) -> Outcome:
+        mode, rh = _raw_delivery(injection)
+        self._check_expressible(injection, mode, rh)
+        prepared_mp = self._prepare_mp_states(mode)
+        result: int | None = None
+        rejected: str | None = None
+        try:
+            match injection:
+                case MsiInjection():
+                    result, rejected = self._signal_msi(injection)
+                case IcrInjection(source=src, icr=icr):
+                    if not self._write_msr(src, s.MSR_X2APIC_ICR, icr):
+                        rejected = f"KVM_SET_MSRS: the write of ICR MSR 0x830 = {icr:#x} on vCPU {src} failed"
+                case SelfIpiInjection(source=src, value=value):
+                    if not self._write_msr(src, s.MSR_X2APIC_SELF_IPI, value):
+                        rejected = f"KVM_SET_MSRS: the write of SELF_IPI MSR 0x83F = {value:#x} on vCPU {src} failed"
+                case IoapicInjection():
+                    rejected = self._pulse_ioapic(injection)
+            if mode is DeliveryMode.REMRD and (result is None or result > 0) and rejected is None:
+                raise NotExpressible("REMRD only sets KVM's PV unhalt flag, which the host cannot observe and "
+                                     "reset reliably; only an MSI that reaches nobody can be checked")
+            known_none = rejected is not None or (result is not None and result <= 0)
+            effects = [] if known_none else self._observe(mode, rh, result)
+        finally:
+            if isinstance(injection, IoapicInjection):
+                self._end_ioapic(injection.pin)
+            self._restore(mode, prepared_mp)
+        receivers = tuple(sorted({e.vcpu_id for e in effects}))
+        explanation = None
+        if explain:
+            explanation = self._explain(injection, effects, result, rejected)
+        return Outcome("kvm", receivers, tuple(effects), result, rejected, (), explanation)
+
+    def _check_expressible(self, injection: Injection, mode: DeliveryMode, rh: bool) -> None:
+        if isinstance(injection, IcrInjection):
+            source = self._vm.vcpu(injection.source) if self._vm.has_vcpu(injection.source) else None
+            if source is not None and source.mode is ApicMode.XAPIC:
+                raise NotExpressible(f"IPI from xAPIC-mode vCPU {injection.source}: an xAPIC ICR write is MMIO "
+                                     "and needs guest code; the host can only write x2APIC ICR MSRs")
+        lowest = mode is DeliveryMode.LOWEST or rh
+        if lowest and self._engine.vector_hashing is not None and \
+                self._vm.vector_hashing != self._engine.vector_hashing:
+            raise NotExpressible(f"the scenario has vector_hashing={self._vm.vector_hashing}, this host's "
+                                 f"kvm.vector_hashing is {self._engine.vector_hashing} (read-only at run time)")
+        if lowest and not self._vm.vector_hashing and any(v.arb_prio for v in self._vm.vcpus):
+            raise NotExpressible("apic_arb_prio cannot be set from the host (KVM_SET_LAPIC resets it to 0)")
+        if mode is DeliveryMode.SMI and self._vm.smm != self._engine.smm:
+            raise NotExpressible(f"the scenario has smm={self._vm.smm}, this host's VMs have smm={self._engine.smm}")
+
+    def _signal_msi(self, injection: MsiInjection) -> tuple[int | None, str | None]:
+        msi = self._msi
+        msi.address_lo = injection.address_lo
+        msi.address_hi = injection.address_hi
+        msi.data = injection.data
+        result, err = ioctl_raw(self._real.vm_fd, s.KVM_SIGNAL_MSI, msi)
+        if result >= 0:
+            return result, None
+        if err == errno.EPERM:
+            return -1, None  # the slow path matched nobody (kvm-routing.md §5)
+        if err == errno.EINVAL:
+            return None, "KVM_SIGNAL_MSI: EINVAL"
+        raise KvmIoctlError("KVM_SIGNAL_MSI", err)
+
+    def _handle(self, vcpu_id: int) -> _VcpuHandle:
+        return self._real.vcpus[self._vm.creation_index(vcpu_id)]
+
+    def _write_msr(self, vcpu_id: int, index: int, value: int) -> bool:
+        return set_msr(self._handle(vcpu_id).fd, index, value, f"MSR {index:#x}")
+
+    def _pulse_ioapic(self, injection: IoapicInjection) -> str | None:
+        assert self._real.ioapic_baseline is not None
+        chip = s.KvmIrqchip.from_buffer_copy(self._real.ioapic_baseline)
+        chip.chip.ioapic.redirtbl[injection.pin] = injection.rte
+        ioctl_ptr(self._real.vm_fd, s.KVM_SET_IRQCHIP, chip)
+        line = s.KvmIrqLevel(irq=injection.pin, level=1)
+        ioctl_ptr(self._real.vm_fd, s.KVM_IRQ_LINE_STATUS, line)
+        if injection.rte & (1 << 16):
+            return f"IOAPIC pin {injection.pin} is masked: nothing is sent"
+        return None
+
+    # --- observation -------------------------------------------------------------------------------
+
+    def _prepare_mp_states(self, mode: DeliveryMode) -> bool:
+        """SIPI only acts on a vCPU in INIT_RECEIVED, so put every vCPU there first (§6.4)."""
+        if mode is not DeliveryMode.SIPI:
+            return False
+        mp = self._mp
+        for handle in self._real.vcpus:
+            mp.mp_state = s.MP_STATE_INIT_RECEIVED
+            ioctl_ptr(handle.fd, s.KVM_SET_MP_STATE, mp)
+        return True
+
+    def _observe(self, mode: DeliveryMode, rh: bool, count: int | None) -> list[Effect]:
+        effects: list[Effect] = []
+        handles = self._real.vcpus
+        for handle in handles:
+            if count is not None and len(effects) >= count:
+                break  # KVM_SIGNAL_MSI told how many accepted: the rest have nothing (§5)
+            effect = self._observe_one(handle, mode)
+            if effect is not None:
+                effects.extend(effect)
+        return effects
+
+    def _observe_one(self, handle: _VcpuHandle, mode: DeliveryMode) -> list[Effect] | None:
+        vid = handle.vcpu_id
+        if mode in (DeliveryMode.FIXED, DeliveryMode.LOWEST, DeliveryMode.EXTINT):
+            ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, self._lapic)
+            page = bytes(self._lapic.regs)
+            if page == handle.baseline:
+                return None
+            new_irr = _vector_bits(page, s.APIC_IRR) & ~_vector_bits(handle.baseline, s.APIC_IRR)
+            tmr = _vector_bits(page, s.APIC_TMR)
+            return [Effect(vid, EffectKind.IRR, v, bool(tmr >> v & 1)) for v in range(256) if new_irr >> v & 1] or None
+        if mode in (DeliveryMode.NMI, DeliveryMode.SMI):
+            ioctl_ptr(handle.fd, s.KVM_GET_VCPU_EVENTS, self._events)
+            if mode is DeliveryMode.NMI and self._events.nmi_pending:
+                return [Effect(vid, EffectKind.NMI)]
+            if mode is DeliveryMode.SMI and self._events.smi_pending:
+                return [Effect(vid, EffectKind.SMI)]
+            return None
+        if mode in (DeliveryMode.INIT, DeliveryMode.SIPI):
+            # KVM_GET_MP_STATE processes latched INIT/SIPI (§1.6): INIT moves a non-BSP vCPU to
+            # INIT_RECEIVED; a SIPI moves one in INIT_RECEIVED to RUNNABLE.
+            ioctl_ptr(handle.fd, s.KVM_GET_MP_STATE, self._mp)
+            state = self._mp.mp_state
+            if mode is DeliveryMode.INIT and state == s.MP_STATE_INIT_RECEIVED:
+                return [Effect(vid, EffectKind.INIT)]
+            if mode is DeliveryMode.SIPI and state == s.MP_STATE_RUNNABLE:
+                # The SIPI vector is where the vCPU now starts: CS.selector = vector << 8.
+                sregs = s.KvmSregs()
+                ioctl_ptr(handle.fd, s.KVM_GET_SREGS, sregs)
+                return [Effect(vid, EffectKind.SIPI, sregs.cs.selector >> 8)]
+            return None
+        return None
+
+    # --- restore -------------------------------------------------------------------------------------
+
+    def _restore(self, mode: DeliveryMode, prepared_mp: bool) -> None:
+        """Put back what an injection may have changed, on every vCPU it could have touched."""
+        lapic = self._lapic
+        for handle in self._real.vcpus:
+            if mode in (DeliveryMode.FIXED, DeliveryMode.LOWEST, DeliveryMode.EXTINT, DeliveryMode.INIT,
+                        DeliveryMode.SIPI):
+                ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, lapic)
+                if bytes(lapic.regs) != handle.baseline or mode is DeliveryMode.LOWEST:
+                    lapic.regs[:] = list(handle.baseline)
+                    ioctl_ptr(handle.fd, s.KVM_SET_LAPIC, lapic)
+            if mode in (DeliveryMode.NMI, DeliveryMode.SMI):
+                events = self._events
+                ioctl_ptr(handle.fd, s.KVM_GET_VCPU_EVENTS, events)
+                if events.nmi_pending or events.smi_pending:
+                    events.nmi_pending = 0
+                    events.smi_pending = 0
+                    events.flags = s.KVM_VCPUEVENT_VALID_NMI_PENDING | (s.KVM_VCPUEVENT_VALID_SMM
+                                                                         if self._engine.smm else 0)
+                    ioctl_ptr(handle.fd, s.KVM_SET_VCPU_EVENTS, events)
+            if mode in (DeliveryMode.INIT, DeliveryMode.SIPI) or prepared_mp:
+                mp = self._mp
+                ioctl_ptr(handle.fd, s.KVM_GET_MP_STATE, mp)  # also drops anything still latched
+                if mp.mp_state != handle.mp_state:
+                    mp.mp_state = handle.mp_state
+                    ioctl_ptr(handle.fd, s.KVM_SET_MP_STATE, mp)
+
+    def _end_ioapic(self, pin: int) -> None:
+        """Lower the line, then restore the IOAPIC (entry, IRR and remote IRR) as created."""
+        ioctl_ptr(self._real.vm_fd, s.KVM_IRQ_LINE_STATUS, s.KvmIrqLevel(irq=pin, level=0))
+        assert self._real.ioapic_baseline is not None
+        ioctl_ptr(self._real.vm_fd, s.KVM_SET_IRQCHIP, self._real.ioapic_baseline)
+
+    def _explain(self, injection: Injection, effects: list[Effect], result: int | None,
+                 rejected: str | None) -> Explanation:
+        from ..decode import KvmDecodeRules, Refused, decode_for_kvm
+
+        rules = KvmDecodeRules(self._vm.use_32bit_ids, True, True)
+        decoded = decode_for_kvm(injection, self._vm, rules)
+        message = decoded.reason if isinstance(decoded, Refused) else describe_message(decoded)
+        by_vcpu: dict[int, list[str]] = {}
+        for e in effects:
+            by_vcpu.setdefault(e.vcpu_id, []).append(e.describe())
+        notes = [f"KVM_SIGNAL_MSI returned {result}"] if result is not None else []
+        if rejected:
+            notes.append(rejected)
+        return Explanation(
+            message=message,
+            path="kvm: observed on the real kernel",
+            reasons=tuple((v.vcpu_id, ", ".join(by_vcpu[v.vcpu_id]) if v.vcpu_id in by_vcpu else "no effect")
+                          for v in self._vm.vcpus),
+            notes=tuple(notes),
+        )
+
