@@ -61,7 +61,7 @@ def main() -> None:
         # KUT-11: logical cluster, single target (vCPU0 flat with LDR 0: mixed DFR on purpose).
         for c in range(15):
             body = vm("KUT-11: logical cluster, single target; vCPU0 flat LDR 0",
-                      xapic_vcpus(["ldr = 0\n"] + [f'dfr = "cluster"\nldr = {(c << 4) | 1:#x}\n']),
+                      xapic_vcpus(["ldr = 0\n", f'dfr = "cluster"\nldr = {(c << 4) | 1:#x}\n']),
                       flags, f"KUT-11 cluster {c}")
             # KUT-11 also varies the member bit i; one VM per (c, i) would be 60 files per flag set,
             # so member bit 0 is fixed here and the sweep covers every superfluous k.

@@ -63,7 +63,8 @@ def check_scenario(scenario: Scenario, kernel: str | None = None) -> CheckReport
     arch = run_scenario(scenario, "arch", explain=True)
     model = run_scenario(scenario, "model", model_kernel, explain=True)
     kvm: list[CaseResult] | None = run_scenario(scenario, "kvm", explain=True) if available else None
-    rows = tuple(CheckRow(a, m, None if kvm is None else kvm[i]) for i, (a, m) in enumerate(zip(arch, model, strict=True)))
+    rows = tuple(CheckRow(a, m, None if kvm is None else kvm[i])
+                 for i, (a, m) in enumerate(zip(arch, model, strict=True)))
     return CheckReport(scenario, rows, None if available else why)
 
 

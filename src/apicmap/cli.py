@@ -200,7 +200,8 @@ def _cmd_map(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"scenario": scenario.path, "maps": reports}, indent=2))
         return 0
-    rows = [[str(r["variant"]), str(r["releases"]), str(r["map"]) + (f" ({r['null_reason']})" if r["null_reason"] else ""),
+    rows = [[str(r["variant"]), str(r["releases"]),
+             str(r["map"]) + (f" ({r['null_reason']})" if r["null_reason"] else ""),
              str(r["logical_mode"]) + (f" ({r['logical_reason']})" if r["logical_reason"] else ""),
              ", ".join(r["inhibits"]) or "-", str(r["summary"])]  # type: ignore[arg-type]
             for r in reports]

@@ -187,7 +187,8 @@ def decode_for_arch(injection: Injection, vm: VmState) -> ArchDecoded:
                 Message(
                     vector=data.vector,
                     delivery=data.delivery,
-                    dest=destination(Shorthand.NONE, dest_id, address.dest_mode, 8 if width == 15 and dest_id == 0xFF else width),
+                    # A 15-bit destination has no all-ones broadcast form: classify it as 32-bit.
+                    dest=destination(Shorthand.NONE, dest_id, address.dest_mode, 32 if width == 15 else width),
                     dest_id=dest_id,
                     dest_mode=address.dest_mode,
                     trigger=data.trigger,

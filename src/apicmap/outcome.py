@@ -37,7 +37,7 @@ class Effect:
             return f"IRR 0x{self.vector or 0:02x}{' TMR' if self.level_triggered else ''}"
         if self.kind is EffectKind.SIPI:
             return f"SIPI 0x{self.vector or 0:02x}"
-        return self.kind.value.upper()
+        return str(self.kind.value).upper()
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,6 +145,7 @@ class VmState:
         return replace(self, vcpus=tuple(vcpus))
 
     @staticmethod
-    def simple(count: int, **flags: bool) -> VmState:
+    def simple(count: int, *, use_32bit_ids: bool = False, disable_broadcast_quirk: bool = False) -> VmState:
         """``count`` default vCPUs (xAPIC, sw-enabled, IDs 0..count-1)."""
-        return VmState(tuple(Vcpu(i) for i in range(count)), **flags)
+        return VmState(tuple(Vcpu(i) for i in range(count)), use_32bit_ids=use_32bit_ids,
+                       disable_broadcast_quirk=disable_broadcast_quirk)

@@ -13,6 +13,7 @@ put back exactly what changed, so each interrupt is judged against the state as 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -28,7 +29,6 @@ from ..message import (
     IoapicInjection,
     MsiInjection,
     SelfIpiInjection,
-    Trigger,
 )
 from ..outcome import Effect, EffectKind, Explanation, Outcome
 from ..state import ApicMode, Vcpu, VmState
@@ -225,10 +225,8 @@ class KvmEngine:
             self._kvm_fd = -1
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
 
 def set_msr(fd: int, index: int, value: int, what: str) -> bool:

@@ -195,4 +195,6 @@ KVM_ENABLE_CAP = _iow(0xA3, KvmEnableCap)
 KVM_SIGNAL_MSI = _iow(0xA5, KvmMsi)
 
 IOCTL_NAMES = {value: name for name, value in dict(globals()).items()
-               if name.startswith("KVM_") and isinstance(value, int) and value > 0xFFFF}
+               if name.startswith("KVM_")
+               and not name.startswith(("KVM_CAP_", "KVM_VCPUEVENT_", "KVM_IRQCHIP_", "KVM_API"))
+               and isinstance(value, int) and (value >> 8) & 0xFF == KVMIO}

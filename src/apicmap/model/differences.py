@@ -20,10 +20,12 @@ NO_HACK_IN_MAP = "6.3+ map without x2apic_format has no hotplug hack; the slow p
 X2APIC_LOGICAL_VIA_PHYS_MAP = "x2APIC logical lookups go through phys_map, reaching xAPIC vCPUs (§3 step 6)"
 SW_DISABLED_LOGICAL_DROP = "logical_mode SW_DISABLED drops logical interrupts (6.3+, §2.3)"
 SW_DISABLED_NOT_IN_LOGICAL_MAP = "sw-disabled APICs are left out of the logical map (v5.3+, §2.7)"
-LOWEST_PRIORITY_ARBITRATION = "lowest priority: the map hashes over mask bits (holes included), the slow path over candidates (§3 step 8)"
+LOWEST_PRIORITY_ARBITRATION = ("lowest priority: the map hashes over mask bits (holes included), "
+                               "the slow path over candidates (§3 step 8)")
 LEGACY_LAST_WINS = "pre-6.3 logical map: last writer wins, multi-bit IDs by their lowest bit (§2.5)"
 UNKNOWN_DFR = "a DFR that is neither flat nor cluster is CLUSTER to the map, nothing to the slow path (§1.5)"
-WIDE_MDA_TRUNCATED = "the xAPIC logical map reads only MDA bits 7:0; the slow path compares the cluster with all of MDA[31:4] (§3 step 6, §4.2)"
+WIDE_MDA_TRUNCATED = ("the xAPIC logical map reads only MDA bits 7:0; the slow path compares the cluster "
+                      "with all of MDA[31:4] (§3 step 6, §4.2)")
 BROADCAST_MISMATCH = "the fast path's broadcast test differs from the slow path's per-target one (§3 step 4, §4.2)"
 NO_TARGET_RESULT = "no target: the fast path returns 0, the slow path -1 (EPERM) (§5)"
 
@@ -67,10 +69,11 @@ def fast_slow_difference(vm: VmState, amap: ApicMap, policy: KernelPolicy, messa
         if mode is LogicalMode.XAPIC_CLUSTER and dest > 0xFF:
             reasons.append(WIDE_MDA_TRUNCATED)
         ldrs = [(v.ldr >> 24) & 0xFF for v in present if v.mode is ApicMode.XAPIC and v.ldr >> 24]
-        overlapping = any(a & b for i, a in enumerate(ldrs) for b in ldrs[i + 1:] if mode is LogicalMode.XAPIC_FLAT) or \
-            any(a >> 4 == b >> 4 and a & b & 0xF for i, a in enumerate(ldrs) for b in ldrs[i + 1:])
-        multibit = any((lid if mode is LogicalMode.XAPIC_FLAT else lid & 0xF) & ((lid if mode is LogicalMode.XAPIC_FLAT else lid & 0xF) - 1)
-                       for lid in ldrs)
+        flat = mode is LogicalMode.XAPIC_FLAT
+        pairs = [(a, b) for i, a in enumerate(ldrs) for b in ldrs[i + 1:]]
+        overlapping = any(a & b if flat else (a >> 4 == b >> 4 and a & b & 0xF) for a, b in pairs)
+        members = [lid if flat else lid & 0xF for lid in ldrs]
+        multibit = any(m & (m - 1) for m in members)
         if overlapping or multibit:
             reasons.append(LEGACY_LAST_WINS)
     if lowest:

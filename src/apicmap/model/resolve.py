@@ -60,12 +60,15 @@ def _fast_path(vm: VmState, amap: ApicMap, policy: KernelPolicy, message: Messag
             trace.path = "fast path: shorthand self"
         return _accept_all(vm, policy, message, [vm.creation_index(source.vcpu_id)], trace, "self")
     if shorthand is not Shorthand.NONE:
-        return _bail(trace, f"shorthand {shorthand.label} always takes the slow path")
+        _bail(trace, f"shorthand {shorthand.label} always takes the slow path")
+        return None
     if amap.phys is None:
-        return _bail(trace, f"map NULL: {amap.null_reason}")
+        _bail(trace, f"map NULL: {amap.null_reason}")
+        return None
     dest = message.dest_id
     if _is_broadcast_dest(vm, amap, dest, source):
-        return _bail(trace, f"destination 0x{dest:x} is a broadcast for the fast path")
+        _bail(trace, f"destination 0x{dest:x} is a broadcast for the fast path")
+        return None
     phys = amap.phys
     lowest = is_lowest_priority(message)
 
@@ -86,7 +89,8 @@ def _fast_path(vm: VmState, amap: ApicMap, policy: KernelPolicy, message: Messag
     mode = amap.logical_mode
     strict = policy.logical_map is LogicalMapRule.STRICT
     if mode in (LogicalMode.MAP_DISABLED, LogicalMode.INVALID):
-        return _bail(trace, f"logical map unusable ({mode.value}: {amap.logical_reason})")
+        _bail(trace, f"logical map unusable ({mode.value}: {amap.logical_reason})")
+        return None
     if trace is not None:
         trace.path = f"fast path: logical {mode.value}"
     if mode is LogicalMode.SW_DISABLED:
@@ -150,6 +154,7 @@ def _finish_fast(vm: VmState, policy: KernelPolicy, message: Message, targets: l
 
 
 def _bail(trace: Trace | None, why: str) -> None:
+    """Record why the fast path gives up; the caller then returns None (slow path)."""
     if trace is not None:
         trace.notes.append(f"fast path bailed: {why}")
         trace.path = f"slow path ({why})"
