@@ -71,7 +71,8 @@ def test_fast_path_equals_slow_path_except_named_differences(data: st.DataObject
     if fast_receivers != slow_receivers:
         assert named, f"unexplained fast/slow difference: fast {fast_receivers} slow {slow_receivers}"
     elif fast[0] != slow[0]:
-        assert fast_receivers == [] and (fast[0], slow[0]) in ((0, -1), (-1, -1), (0, 0)), (fast, slow)
+        # NO_TARGET_RESULT: with nobody accepting, each path returns 0 or -1 by its own rules.
+        assert fast_receivers == [] and {fast[0], slow[0]} <= {0, -1}, (fast, slow)
 
 
 # --- each named difference, shown to be real ---------------------------------------------------------
