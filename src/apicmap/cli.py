@@ -196,6 +196,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
             "phys_map": {} if amap.phys is None else {
                 f"0x{i:x}": scenario.vm.vcpus[s].vcpu_id for i, s in enumerate(amap.phys) if s is not None},
             "summary": amap.describe(scenario.vm),
+            "slots": amap.slots(scenario.vm),
         })
     if args.json:
         print(json.dumps({"scenario": scenario.path, "maps": reports}, indent=2))
@@ -203,10 +204,10 @@ def _cmd_map(args: argparse.Namespace) -> int:
     rows = [[str(r["variant"]), str(r["releases"]),
              str(r["map"]) + (f" ({r['null_reason']})" if r["null_reason"] else ""),
              str(r["logical_mode"]) + (f" ({r['logical_reason']})" if r["logical_reason"] else ""),
-             ", ".join(r["inhibits"]) or "-", str(r["summary"])]  # type: ignore[arg-type]
+             ", ".join(r["inhibits"]) or "-", str(r["max_apic_id"]), str(r["slots"])]  # type: ignore[arg-type]
             for r in reports]
     print_table(f"KVM optimized APIC map: {scenario.path}",
-                ["variant", "releases", "map", "logical mode", "inhibits", "details"], rows)
+                ["variant", "releases", "map", "logical mode", "inhibits", "max id", "slots (vCPU ids)"], rows)
     return 0
 
 

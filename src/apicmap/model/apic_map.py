@@ -52,25 +52,30 @@ class ApicMap:
     def flat_row(self) -> list[int | None]:
         return self.clusters[0]
 
-    def describe(self, vm: VmState) -> str:
+    def slots(self, vm: VmState) -> str:
+        """phys_map and logical slots, compactly (vCPU ids; '-' for an empty slot)."""
         def name(idx: int | None) -> str:
             return "-" if idx is None else str(vm.vcpus[idx].vcpu_id)
 
         if self.phys is None:
+            return "-"
+        used = [f"{i:#x}:{name(s)}" for i, s in enumerate(self.phys) if s is not None]
+        text = f"phys {{{' '.join(used[:16])}{' …' if len(used) > 16 else ''}}}"
+        if self.logical_mode is LogicalMode.XAPIC_FLAT:
+            text += f" flat [{' '.join(name(s) for s in self.clusters[0][:8])}]"
+        elif self.logical_mode is LogicalMode.XAPIC_CLUSTER:
+            rows = [f"{c}:[{' '.join(name(s) for s in row[:4])}]"
+                    for c, row in enumerate(self.clusters) if any(s is not None for s in row[:4])]
+            text += f" clusters {' '.join(rows)}"
+        return text
+
+    def describe(self, vm: VmState) -> str:
+        if self.phys is None:
             return f"map NULL ({self.null_reason}); every delivery takes the slow path"
-        used = [f"0x{i:x}->vCPU {name(s)}" for i, s in enumerate(self.phys) if s is not None]
-        text = f"max_apic_id 0x{self.max_apic_id:x}; phys_map {{{', '.join(used[:16])}"
-        text += ", …}" if len(used) > 16 else "}"
-        text += f"; logical_mode {self.logical_mode.value}"
+        text = f"max_apic_id {self.max_apic_id:#x}; logical_mode {self.logical_mode.value}"
         if self.logical_reason:
             text += f" ({self.logical_reason})"
-        if self.logical_mode is LogicalMode.XAPIC_FLAT:
-            text += f"; flat [{', '.join(name(s) for s in self.clusters[0][:8])}]"
-        elif self.logical_mode is LogicalMode.XAPIC_CLUSTER:
-            rows = [f"{c}:[{', '.join(name(s) for s in row[:4])}]"
-                    for c, row in enumerate(self.clusters) if any(s is not None for s in row[:4])]
-            text += f"; clusters {' '.join(rows)}"
-        return text
+        return f"{text}; {self.slots(vm)}"
 
 
 def build_map(vm: VmState, policy: KernelPolicy) -> ApicMap:

@@ -77,6 +77,8 @@ class KernelPolicy:
 
 
 def _v(first: tuple[int, int], last: tuple[int, int] | None) -> str:
+    if last == first:
+        return f"{first[0]}.{first[1]}"
     end = "mainline" if last is None else f"{last[0]}.{last[1]}"
     return f"{first[0]}.{first[1]}–{end}"
 

@@ -148,8 +148,18 @@ def _finish_fast(vm: VmState, policy: KernelPolicy, message: Message, targets: l
                 trace.reasons[v.vcpu_id] = "not present" if not v.present else f"not targeted: {why_none}"
         return policy.fast_path_no_target_result, []
     if trace is not None:
+        source = vm.vcpu(message.source) if message.source is not None else None
+        quirk = not vm.disable_broadcast_quirk
         for v in vm.vcpus:
-            trace.reasons[v.vcpu_id] = "not present" if not v.present else f"not in {where}"
+            if not v.present:
+                trace.reasons[v.vcpu_id] = "not present"
+            elif match_dest(v, source, Shorthand.NONE, message.dest_id, message.dest_mode, quirk):
+                holder = ", ".join(f"vCPU {vm.vcpus[t].vcpu_id}" for t in targets)
+                why = explain_match(v, source, Shorthand.NONE, message.dest_id, message.dest_mode, quirk)
+                trace.reasons[v.vcpu_id] = (f"would match in the slow path ({why}), "
+                                            f"but the fast path delivers only to {where} ({holder})")
+            else:
+                trace.reasons[v.vcpu_id] = f"not in {where}"
     return _accept_all(vm, policy, message, targets, trace, f"in {where}")
 
 
