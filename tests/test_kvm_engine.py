@@ -130,3 +130,35 @@ def test_no_fd_leak_or_memory_growth_over_100k_interrupts() -> None:
     finally:
         engine.close()
     assert _fd_count() == fds_before
+
+
+def test_rh_physical_broadcast_is_rewritten_to_fixed(kvm_engine) -> None:  # type: ignore[no-untyped-def]
+    """kvm-routing.md §4.1 step 2: an NMI/SMI/SIPI MSI with RH to physical 0xFF lands in IRR.
+    Found by the fuzzer: the engine used to look only at the NMI/SIPI channel."""
+    vm = kvm_engine.prepare(VmState((Vcpu(0, sw_enabled=False), Vcpu(1), Vcpu(2))))
+    for mode in (NMI, SIPI):
+        out = vm.deliver(msi(0xFF, 0x41, mode=mode, rh=True))
+        assert out.result == 1 and [e.kind for e in out.effects] == [EffectKind.IRR]
+
+
+def test_every_channel_is_restored_after_any_injection(kvm_engine) -> None:  # type: ignore[no-untyped-def]
+    """After any mix of injections the register pages, events and mp_states are as applied."""
+    vm_state = VmState((Vcpu(0, mode=ApicMode.X2APIC), Vcpu(1), Vcpu(2, xapic_id=1, ldr=0x01 << 24)))
+    vm = kvm_engine.prepare(vm_state)
+    mixed = [msi(1), msi(1, mode=NMI), msi(1, mode=INIT), msi(0xFF, 0x10, mode=SIPI, rh=True),
+             msi(0xFF, 0x41, mode=NMI, rh=True), x2icr(0, 0, mode=INIT, shorthand=2), msi(1, 0x9A, mode=SIPI),
+             msi(0x01, 0x42, logical=True, mode=LOWEST)]
+    reference = [vm.deliver(i) for i in mixed]
+    for handle in vm._real.vcpus:
+        lapic = s.KvmLapicState()
+        from apicmap.kvm.ioctl import ioctl_ptr
+
+        ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, lapic)
+        assert bytes(lapic.regs) == handle.baseline
+        events = s.KvmVcpuEvents()
+        ioctl_ptr(handle.fd, s.KVM_GET_VCPU_EVENTS, events)
+        assert events.nmi_pending == 0
+        mp = s.KvmMpState()
+        ioctl_ptr(handle.fd, s.KVM_GET_MP_STATE, mp)
+        assert mp.mp_state == handle.mp_state
+    assert [vm.deliver(i) for i in reversed(mixed)] == list(reversed(reference))

@@ -59,7 +59,9 @@ def check_scenario(scenario: Scenario, kernel: str | None = None) -> CheckReport
     from .kvm.host import kvm_available
 
     available, why = kvm_available()
-    model_kernel = kernel if kernel is not None else (os.uname().release if available else None)
+    # The model follows --kernel, else the release the scenario pins (a fuzz reproducer for 6.2
+    # re-runs as a divergence), else this host's release.
+    model_kernel = kernel or scenario.kernel or (os.uname().release if available else None)
     arch = run_scenario(scenario, "arch", explain=True)
     model = run_scenario(scenario, "model", model_kernel, explain=True)
     kvm: list[CaseResult] | None = run_scenario(scenario, "kvm", explain=True) if available else None

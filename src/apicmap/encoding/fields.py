@@ -35,6 +35,10 @@ class Layout:
     width: int
     fields: tuple[Field, ...]
     reserved: int  # must-be-zero bits
+    _spec: tuple[tuple[str, int, int], ...] = ()  # (name, lo, mask), precomputed for decode speed
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_spec", tuple((f.name, f.lo, f.mask) for f in self.fields))
 
     def field(self, name: str) -> Field:
         for f in self.fields:
@@ -48,7 +52,7 @@ class Layout:
 
     def decode(self, value: int) -> dict[str, int]:
         self._check_width(value)
-        return {f.name: (value & f.mask) >> f.lo for f in self.fields}
+        return {name: (value & mask) >> lo for name, lo, mask in self._spec}
 
     def encode(self, **values: int) -> int:
         out = 0

@@ -59,6 +59,22 @@ def _vector_bits(page: bytes, base: int) -> int:
     return bits
 
 
+# Where each delivery mode's effect shows (kvm-routing.md §9): the register page (IRR/TMR), the
+# vCPU events (NMI/SMI pending), or the mp_state (INIT/SIPI, processed by KVM_GET_MP_STATE).
+IRR, EVENTS, MP, LOWEST_ARB = "irr", "events", "mp", "lowest-arb"
+ALL_CHANNELS = frozenset({IRR, EVENTS, MP, LOWEST_ARB})
+_CHANNELS_BY_MODE = {
+    DeliveryMode.FIXED: frozenset({IRR}),
+    DeliveryMode.LOWEST: frozenset({IRR, LOWEST_ARB}),  # KVM_SET_LAPIC also resets apic_arb_prio
+    DeliveryMode.EXTINT: frozenset({IRR}),
+    DeliveryMode.NMI: frozenset({EVENTS}),
+    DeliveryMode.SMI: frozenset({EVENTS}),
+    DeliveryMode.INIT: frozenset({MP}),
+    DeliveryMode.SIPI: frozenset({MP}),
+    DeliveryMode.REMRD: frozenset({IRR}),
+}
+
+
 def _raw_delivery(injection: Injection) -> tuple[DeliveryMode, bool]:
     """(delivery mode, lowest-priority by RH) read straight from the raw encoding."""
     match injection:
@@ -250,6 +266,7 @@ class KvmVm:
         self._events = s.KvmVcpuEvents()
         self._mp = s.KvmMpState()
         self._msi = s.KvmMsi()
+        self._prepared_mp = False
 
     def close(self) -> None:
         return None  # the VM stays cached in the engine for reuse
@@ -259,7 +276,8 @@ class KvmVm:
     def deliver(self, injection: Injection, *, explain: bool = False) -> Outcome:
         mode, rh = _raw_delivery(injection)
         self._check_expressible(injection, mode, rh)
-        prepared_mp = self._prepare_mp_states(mode)
+        prepared_mp = self._prepared_mp = self._prepare_mp_states(mode)
+        channels = _CHANNELS_BY_MODE[mode]
         result: int | None = None
         rejected: str | None = None
         try:
@@ -278,11 +296,16 @@ class KvmVm:
                 raise NotExpressible("REMRD only sets KVM's PV unhalt flag, which the host cannot observe and "
                                      "reset reliably; only an MSI that reaches nobody can be checked")
             known_none = rejected is not None or (result is not None and result <= 0)
-            effects = [] if known_none else self._observe(mode, rh, result)
+            effects = [] if known_none else self._observe(channels, result)
+            if result is not None and len(effects) < result:
+                # The kernel accepted more than the mode's own channel shows: it can rewrite a
+                # lowest-priority physical 0xFF message to FIXED (kvm-routing.md §4.1 step 2).
+                channels = ALL_CHANNELS
+                effects = self._observe(channels, result)
         finally:
             if isinstance(injection, IoapicInjection):
                 self._end_ioapic(injection.pin)
-            self._restore(mode, prepared_mp)
+            self._restore(channels, prepared_mp)
         receivers = tuple(sorted({e.vcpu_id for e in effects}))
         explanation = None
         if explain:
@@ -348,62 +371,65 @@ class KvmVm:
             ioctl_ptr(handle.fd, s.KVM_SET_MP_STATE, mp)
         return True
 
-    def _observe(self, mode: DeliveryMode, rh: bool, count: int | None) -> list[Effect]:
+    def _observe(self, channels: frozenset[str], count: int | None) -> list[Effect]:
         effects: list[Effect] = []
-        handles = self._real.vcpus
-        for handle in handles:
+        for handle in self._real.vcpus:
             if count is not None and len(effects) >= count:
                 break  # KVM_SIGNAL_MSI told how many accepted: the rest have nothing (§5)
-            effect = self._observe_one(handle, mode)
-            if effect is not None:
-                effects.extend(effect)
+            effects.extend(self._observe_one(handle, channels))
         return effects
 
-    def _observe_one(self, handle: _VcpuHandle, mode: DeliveryMode) -> list[Effect] | None:
+    def _observe_one(self, handle: _VcpuHandle, channels: frozenset[str]) -> list[Effect]:
         vid = handle.vcpu_id
-        if mode in (DeliveryMode.FIXED, DeliveryMode.LOWEST, DeliveryMode.EXTINT):
+        found: list[Effect] = []
+        if IRR in channels:
             ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, self._lapic)
             page = bytes(self._lapic.regs)
-            if page == handle.baseline:
-                return None
-            new_irr = _vector_bits(page, s.APIC_IRR) & ~_vector_bits(handle.baseline, s.APIC_IRR)
-            tmr = _vector_bits(page, s.APIC_TMR)
-            return [Effect(vid, EffectKind.IRR, v, bool(tmr >> v & 1)) for v in range(256) if new_irr >> v & 1] or None
-        if mode in (DeliveryMode.NMI, DeliveryMode.SMI):
+            if page != handle.baseline:
+                new_irr = _vector_bits(page, s.APIC_IRR) & ~_vector_bits(handle.baseline, s.APIC_IRR)
+                tmr = _vector_bits(page, s.APIC_TMR)
+                found += [Effect(vid, EffectKind.IRR, v, bool(tmr >> v & 1)) for v in range(256) if new_irr >> v & 1]
+        if EVENTS in channels:
             ioctl_ptr(handle.fd, s.KVM_GET_VCPU_EVENTS, self._events)
-            if mode is DeliveryMode.NMI and self._events.nmi_pending:
-                return [Effect(vid, EffectKind.NMI)]
-            if mode is DeliveryMode.SMI and self._events.smi_pending:
-                return [Effect(vid, EffectKind.SMI)]
-            return None
-        if mode in (DeliveryMode.INIT, DeliveryMode.SIPI):
+            if self._events.nmi_pending:
+                found.append(Effect(vid, EffectKind.NMI))
+            if self._events.smi_pending:
+                found.append(Effect(vid, EffectKind.SMI))
+        if MP in channels:
             # KVM_GET_MP_STATE processes latched INIT/SIPI (§1.6): INIT moves a non-BSP vCPU to
             # INIT_RECEIVED; a SIPI moves one in INIT_RECEIVED to RUNNABLE.
             ioctl_ptr(handle.fd, s.KVM_GET_MP_STATE, self._mp)
             state = self._mp.mp_state
-            if mode is DeliveryMode.INIT and state == s.MP_STATE_INIT_RECEIVED:
-                return [Effect(vid, EffectKind.INIT)]
-            if mode is DeliveryMode.SIPI and state == s.MP_STATE_RUNNABLE:
+            before = s.MP_STATE_INIT_RECEIVED if self._prepared_mp else handle.mp_state
+            if state == s.MP_STATE_INIT_RECEIVED and before != s.MP_STATE_INIT_RECEIVED:
+                found.append(Effect(vid, EffectKind.INIT))
+            elif state == s.MP_STATE_RUNNABLE and before == s.MP_STATE_INIT_RECEIVED:
                 # The SIPI vector is where the vCPU now starts: CS.selector = vector << 8.
                 sregs = s.KvmSregs()
                 ioctl_ptr(handle.fd, s.KVM_GET_SREGS, sregs)
-                return [Effect(vid, EffectKind.SIPI, sregs.cs.selector >> 8)]
-            return None
-        return None
+                found.append(Effect(vid, EffectKind.SIPI, sregs.cs.selector >> 8))
+        return found
 
     # --- restore -------------------------------------------------------------------------------------
 
-    def _restore(self, mode: DeliveryMode, prepared_mp: bool) -> None:
+    def _restore(self, channels: frozenset[str], prepared_mp: bool) -> None:
         """Put back what an injection may have changed, on every vCPU it could have touched."""
         lapic = self._lapic
         for handle in self._real.vcpus:
-            if mode in (DeliveryMode.FIXED, DeliveryMode.LOWEST, DeliveryMode.EXTINT, DeliveryMode.INIT,
-                        DeliveryMode.SIPI):
+            if MP in channels or prepared_mp:
+                # First let KVM process anything still latched (an INIT resets the APIC), then
+                # put the mp_state back; the register page is restored after this.
+                mp = self._mp
+                ioctl_ptr(handle.fd, s.KVM_GET_MP_STATE, mp)
+                if mp.mp_state != handle.mp_state:
+                    mp.mp_state = handle.mp_state
+                    ioctl_ptr(handle.fd, s.KVM_SET_MP_STATE, mp)
+            if IRR in channels or MP in channels:
                 ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, lapic)
-                if bytes(lapic.regs) != handle.baseline or mode is DeliveryMode.LOWEST:
+                if bytes(lapic.regs) != handle.baseline or LOWEST_ARB in channels:
                     lapic.regs[:] = list(handle.baseline)
                     ioctl_ptr(handle.fd, s.KVM_SET_LAPIC, lapic)
-            if mode in (DeliveryMode.NMI, DeliveryMode.SMI):
+            if EVENTS in channels:
                 events = self._events
                 ioctl_ptr(handle.fd, s.KVM_GET_VCPU_EVENTS, events)
                 if events.nmi_pending or events.smi_pending:
@@ -412,12 +438,6 @@ class KvmVm:
                     events.flags = s.KVM_VCPUEVENT_VALID_NMI_PENDING | (s.KVM_VCPUEVENT_VALID_SMM
                                                                          if self._engine.smm else 0)
                     ioctl_ptr(handle.fd, s.KVM_SET_VCPU_EVENTS, events)
-            if mode in (DeliveryMode.INIT, DeliveryMode.SIPI) or prepared_mp:
-                mp = self._mp
-                ioctl_ptr(handle.fd, s.KVM_GET_MP_STATE, mp)  # also drops anything still latched
-                if mp.mp_state != handle.mp_state:
-                    mp.mp_state = handle.mp_state
-                    ioctl_ptr(handle.fd, s.KVM_SET_MP_STATE, mp)
 
     def _end_ioapic(self, pin: int) -> None:
         """Lower the line, then restore the IOAPIC (entry, IRR and remote IRR) as created."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..decode import KvmDecodeRules, Refused, decode_for_kvm, describe_message
-from ..message import Injection, MsiInjection
+from ..message import Injection, Message, MsiInjection
 from ..outcome import Explanation, Outcome
 from ..state import VmState
 from .apic_map import ApicMap, build_map
@@ -27,6 +27,10 @@ class ModelVm:
     vm: VmState
     policy: KernelPolicy
     amap: ApicMap
+    # Decoding depends only on the injection and this (immutable) VM, so it is cached.
+    _decoded: dict[Injection, Message | Refused] = field(default_factory=dict)
+    # Likewise the outcome: resolving the same injection again is a table lookup.
+    _outcomes: dict[Injection, Outcome] = field(default_factory=dict)
 
     @property
     def rules(self) -> KvmDecodeRules:
@@ -34,7 +38,22 @@ class ModelVm:
                               self.policy.self_ipi_reserved_bits_fault)
 
     def deliver(self, injection: Injection, *, explain: bool = False) -> Outcome:
-        message = decode_for_kvm(injection, self.vm, self.rules)
+        if not explain:
+            known = self._outcomes.get(injection)
+            if known is not None:
+                return known
+            if len(self._outcomes) > 65536:
+                self._outcomes.clear()
+            outcome = self._outcomes[injection] = self._resolve(injection, False)
+            return outcome
+        return self._resolve(injection, True)
+
+    def _resolve(self, injection: Injection, explain: bool) -> Outcome:
+        message = self._decoded.get(injection)
+        if message is None:
+            if len(self._decoded) > 65536:
+                self._decoded.clear()
+            message = self._decoded[injection] = decode_for_kvm(injection, self.vm, self.rules)
         if isinstance(message, Refused):
             explanation = None
             if explain:
