@@ -57,6 +57,19 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.add_argument("--json", action="store_true")
 
+    fuzz = sub.add_parser("fuzz", help="differential fuzzing of the model against the kernel or the architecture")
+    fuzz.add_argument("--against", choices=("kvm", "arch"), default="kvm")
+    fuzz.add_argument("--kernel", help="KVM release the model follows (default newest)")
+    fuzz.add_argument("--time", type=float, default=60.0, help="seconds (default 60)")
+    fuzz.add_argument("--seed", type=int, default=0)
+    fuzz.add_argument("--jobs", type=int, default=1, help="parallel campaigns (use the machine's cores)")
+    fuzz.add_argument("--out", help="directory for reproducers and the example database")
+    fuzz.add_argument("--json", action="store_true")
+
+    bench = sub.add_parser("bench", help="speed of the model, the kvm engine and the fuzzer, against targets")
+    bench.add_argument("--quick", action="store_true", help="a shorter run (under 30 s)")
+    bench.add_argument("--json", action="store_true")
+
     host = sub.add_parser("host", help="this machine's KVM: release, module, capabilities, limits")
     host.add_argument("--json", action="store_true")
     return parser
@@ -248,6 +261,46 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_fuzz(args: argparse.Namespace) -> int:
+    from .fuzz.cli import run_fuzz
+    from .model.policy import policy_for_release
+
+    policy_for_release(args.kernel)  # validate before starting
+    if args.time <= 0:
+        raise InputError("--time", f"bad value {args.time}", "a positive number of seconds")
+    if not 1 <= args.jobs <= 64:
+        raise InputError("--jobs", f"bad value {args.jobs}", "1..64")
+    if args.against == "kvm":
+        from .kvm.host import kvm_available
+
+        ok, why = kvm_available()
+        if not ok:
+            from .errors import KvmUnavailable
+
+            raise KvmUnavailable(f"fuzz --against kvm: {why}")
+    return run_fuzz(args.against, args.kernel, args.time, args.seed, args.jobs, args.out, args.json)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .benchmarks import run_bench
+
+    report = run_bench(args.quick)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    figures: dict[str, dict[str, object]] = report["figures"]  # type: ignore[assignment]
+    rows = []
+    for name, f in figures.items():
+        value = f["value"]
+        shown = "-" if value is None else (f"{value:,.0f}" if isinstance(value, float) and value >= 100
+                                           else f"{value:.3g}")
+        met = {True: "met", False: "MISSED", None: ""}[f["met"]]  # type: ignore[index]
+        rows.append([name, f"{shown} {f['unit']}", str(f["target"]), met, str(f["note"])])
+    print_table(f"apicmap bench ({'quick, ' if args.quick else ''}{report['seconds']} s)",
+                ["figure", "value", "target", "", "note"], rows)
+    return 0
+
+
 def _cmd_host(args: argparse.Namespace) -> int:
     from .kvm.host import host_report
 
@@ -266,4 +319,6 @@ _HANDLERS = {
     "decode": _cmd_decode,
     "check": _cmd_check,
     "host": _cmd_host,
+    "fuzz": _cmd_fuzz,
+    "bench": _cmd_bench,
 }

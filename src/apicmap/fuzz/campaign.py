@@ -39,7 +39,7 @@ class Finding:
     injection: Injection
     model: Outcome
     other: Outcome
-    found_after: float  # seconds into the campaign
+    found_after: float  # seconds into the campaign when first detected (shrinking comes after)
     reproducer: str | None = None
 
     def to_json(self) -> dict[str, object]:
@@ -64,6 +64,7 @@ class Campaign:
     skipped: int = 0
     started: float = 0.0
     _known: set[str] = field(default_factory=set)
+    _first_seen: dict[str, float] = field(default_factory=dict)  # detection time, before shrinking
 
     @property
     def elapsed(self) -> float:
@@ -119,8 +120,8 @@ class Campaign:
             matched, rest = group.split(_Divergence)
             if rest is not None:
                 raise rest from None
-            for found in _leaves(matched):
-                self._record(found)
+            for leaf in _leaves(matched):
+                self._record(leaf)
 
     def _probe(self, model_engine: ModelEngine, other: Engine, vm: VmState, injections: list[Injection]) -> None:
         if self.elapsed > self.seconds or self._enough():
@@ -148,6 +149,7 @@ class Campaign:
             sig, rule = signature(vm, injection, ours, theirs)
             if sig in self._known or self._catalogued(vm, injection, ours, theirs):
                 continue
+            self._first_seen.setdefault(sig, self.elapsed)
             raise _Divergence(Finding(sig, rule, vm, injection, ours, theirs, self.elapsed))
 
     def _agree(self, ours: Outcome, theirs: Outcome) -> bool:
@@ -171,8 +173,9 @@ class Campaign:
             return
         self._known.add(finding.signature)
         path = self._write(finding) if self.out else None
+        detected = self._first_seen.get(finding.signature, finding.found_after)
         self.findings.append(Finding(finding.signature, finding.rule, finding.vm, finding.injection, finding.model,
-                                     finding.other, finding.found_after, path))
+                                     finding.other, detected, path))
         if self.progress is not None:
             self.progress(self)
 

@@ -45,8 +45,17 @@ def signature(vm: VmState, injection: Injection, model: Outcome, other: Outcome)
     elif (model.rejected is None) != (other.rejected is None):
         shape = "refused by one engine only"
     else:
-        shape = "return value differs"
+        # Same receivers, different return value: one finding per pair of values, whatever the
+        # path (e.g. the pre-5.3 fast path's -1 for no target, kvm-routing.md §8.1).
+        return f"return value {model.result} vs {other.result}|{'none' if not model.receivers else 'some'}", \
+            "return value"
     kind = type(injection).__name__.removesuffix("Injection").lower()
+    if shape == "refused by one engine only":
+        return f"{kind}|write validity|{shape}", "write validity (reserved bits)"
+    if decoded is not None and decoded.delivery is DeliveryMode.SMI:
+        return f"SMI acceptance|{shape}", "SMI acceptance (v6.2 SMM check)"
+    if rule.startswith("physical ID aliasing"):
+        return f"{rule}|{shape}", rule
     mode = decoded.delivery.label if decoded else "-"
     dest_mode = decoded.dest_mode.name.lower() if decoded else "-"
     return f"{kind}|{mode}|{dest_mode}|{rule}|{shape}", rule

@@ -51,12 +51,12 @@ def _set_u32(page: ctypes.Array[ctypes.c_uint8], offset: int, value: int) -> Non
 
 
 def _vector_bits(page: bytes, base: int) -> int:
-    """The 256-bit IRR/ISR/TMR bitmap at ``base`` as one integer."""
-    bits = 0
-    for i in range(8):
-        word = int.from_bytes(page[base + 0x10 * i:base + 0x10 * i + 4], "little")
-        bits |= word << (32 * i)
-    return bits
+    """The 256-bit IRR/ISR/TMR bitmap at ``base`` (eight 32-bit words, 16 bytes apart) as one integer."""
+    return int.from_bytes(b"".join(page[base + 0x10 * i:base + 0x10 * i + 4] for i in range(8)), "little")
+
+
+def _tmr_bit(page: bytes, vector: int) -> bool:
+    return bool(page[s.APIC_TMR + 0x10 * (vector >> 5) + ((vector & 31) >> 3)] >> (vector & 7) & 1)
 
 
 # Where each delivery mode's effect shows (kvm-routing.md §9): the register page (IRR/TMR), the
@@ -94,6 +94,9 @@ class _VcpuHandle:
     vcpu_id: int
     fd: int
     baseline: bytes = b""  # the register page as applied (what restores write back)
+    baseline_state: s.KvmLapicState = field(default_factory=s.KvmLapicState)  # the same, ready for the ioctl
+    baseline_irr: bytes = b""
+    baseline_irr_bits: int = 0
     applied: Vcpu | None = None
     mp_state: int = s.MP_STATE_UNINITIALIZED
 
@@ -230,6 +233,9 @@ class KvmEngine:
         ioctl_ptr(handle.fd, s.KVM_SET_LAPIC, lapic)
         ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, lapic)
         handle.baseline = bytes(lapic.regs)
+        handle.baseline_state = s.KvmLapicState.from_buffer_copy(lapic)
+        handle.baseline_irr = handle.baseline[s.APIC_IRR:s.APIC_IRR + 0x80]
+        handle.baseline_irr_bits = _vector_bits(handle.baseline, s.APIC_IRR)
         handle.applied = vcpu
 
     def close(self) -> None:
@@ -267,6 +273,13 @@ class KvmVm:
         self._mp = s.KvmMpState()
         self._msi = s.KvmMsi()
         self._prepared_mp = False
+        self._arb_prio_set = any(v.arb_prio for v in vm.vcpus)
+        # Which vCPUs a physical destination most likely names: read those first (a reading
+        # order only; observation still scans until the kernel's count is accounted for).
+        self._by_dest: dict[int, list[_VcpuHandle]] = {}
+        for handle, v in zip(real.vcpus, vm.vcpus, strict=True):
+            for key in {v.vcpu_id, v.xapic_id}:
+                self._by_dest.setdefault(key, []).append(handle)
 
     def close(self) -> None:
         return None  # the VM stays cached in the engine for reuse
@@ -280,6 +293,7 @@ class KvmVm:
         channels = _CHANNELS_BY_MODE[mode]
         result: int | None = None
         rejected: str | None = None
+        touched: set[int] | None = None  # vCPU ids proven to be the only ones changed; None = all
         try:
             match injection:
                 case MsiInjection():
@@ -296,16 +310,23 @@ class KvmVm:
                 raise NotExpressible("REMRD only sets KVM's PV unhalt flag, which the host cannot observe and "
                                      "reset reliably; only an MSI that reaches nobody can be checked")
             known_none = rejected is not None or (result is not None and result <= 0)
-            effects = [] if known_none else self._observe(channels, result)
+            order = self._scan_order(injection)
+            effects = [] if known_none else self._observe(channels, result, order)
             if result is not None and len(effects) < result:
                 # The kernel accepted more than the mode's own channel shows: it can rewrite a
                 # lowest-priority physical 0xFF message to FIXED (kvm-routing.md §4.1 step 2).
                 channels = ALL_CHANNELS
-                effects = self._observe(channels, result)
+                effects = self._observe(channels, result, order)
+            # apic_arb_prio (bumped even on refusal) matters only without vector hashing.
+            arb_irrelevant = LOWEST_ARB not in channels or self._vm.vector_hashing
+            if channels is not ALL_CHANNELS and not prepared_mp and MP not in channels and arb_irrelevant and \
+                    (result is not None or isinstance(injection, (IcrInjection, SelfIpiInjection))):
+                # The count (MSI) or a full scan (IPI) accounts for every change.
+                touched = {e.vcpu_id for e in effects}
         finally:
             if isinstance(injection, IoapicInjection):
                 self._end_ioapic(injection.pin)
-            self._restore(channels, prepared_mp)
+            self._restore(channels, prepared_mp, touched)
         receivers = tuple(sorted({e.vcpu_id for e in effects}))
         explanation = None
         if explain:
@@ -323,7 +344,7 @@ class KvmVm:
                 self._vm.vector_hashing != self._engine.vector_hashing:
             raise NotExpressible(f"the scenario has vector_hashing={self._vm.vector_hashing}, this host's "
                                  f"kvm.vector_hashing is {self._engine.vector_hashing} (read-only at run time)")
-        if lowest and not self._vm.vector_hashing and any(v.arb_prio for v in self._vm.vcpus):
+        if lowest and not self._vm.vector_hashing and self._arb_prio_set:
             raise NotExpressible("apic_arb_prio cannot be set from the host (KVM_SET_LAPIC resets it to 0)")
         if mode is DeliveryMode.SMI and self._vm.smm != self._engine.smm:
             raise NotExpressible(f"the scenario has smm={self._vm.smm}, this host's VMs have smm={self._engine.smm}")
@@ -371,9 +392,19 @@ class KvmVm:
             ioctl_ptr(handle.fd, s.KVM_SET_MP_STATE, mp)
         return True
 
-    def _observe(self, channels: frozenset[str], count: int | None) -> list[Effect]:
+    def _scan_order(self, injection: Injection) -> list[_VcpuHandle]:
+        handles = self._real.vcpus
+        if not isinstance(injection, MsiInjection) or injection.address_lo & (1 << 2):
+            return handles
+        dest = (injection.address_lo >> 12) & 0xFF | injection.address_hi & 0xFFFFFF00
+        first = self._by_dest.get(dest) or self._by_dest.get(dest & 0xFF)
+        if not first:
+            return handles
+        return first + [h for h in handles if h not in first]
+
+    def _observe(self, channels: frozenset[str], count: int | None, order: list[_VcpuHandle]) -> list[Effect]:
         effects: list[Effect] = []
-        for handle in self._real.vcpus:
+        for handle in order:
             if count is not None and len(effects) >= count:
                 break  # KVM_SIGNAL_MSI told how many accepted: the rest have nothing (§5)
             effects.extend(self._observe_one(handle, channels))
@@ -384,11 +415,14 @@ class KvmVm:
         found: list[Effect] = []
         if IRR in channels:
             ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, self._lapic)
-            page = bytes(self._lapic.regs)
-            if page != handle.baseline:
-                new_irr = _vector_bits(page, s.APIC_IRR) & ~_vector_bits(handle.baseline, s.APIC_IRR)
-                tmr = _vector_bits(page, s.APIC_TMR)
-                found += [Effect(vid, EffectKind.IRR, v, bool(tmr >> v & 1)) for v in range(256) if new_irr >> v & 1]
+            irr = ctypes.string_at(ctypes.addressof(self._lapic) + s.APIC_IRR, 0x80)
+            if irr != handle.baseline_irr:
+                page = bytes(self._lapic.regs)
+                new_irr = _vector_bits(page, s.APIC_IRR) & ~handle.baseline_irr_bits
+                while new_irr:
+                    v = (new_irr & -new_irr).bit_length() - 1
+                    new_irr &= new_irr - 1
+                    found.append(Effect(vid, EffectKind.IRR, v, _tmr_bit(page, v)))
         if EVENTS in channels:
             ioctl_ptr(handle.fd, s.KVM_GET_VCPU_EVENTS, self._events)
             if self._events.nmi_pending:
@@ -412,10 +446,11 @@ class KvmVm:
 
     # --- restore -------------------------------------------------------------------------------------
 
-    def _restore(self, channels: frozenset[str], prepared_mp: bool) -> None:
+    def _restore(self, channels: frozenset[str], prepared_mp: bool, touched: set[int] | None) -> None:
         """Put back what an injection may have changed, on every vCPU it could have touched."""
         lapic = self._lapic
-        for handle in self._real.vcpus:
+        handles = self._real.vcpus if touched is None else [self._handle(v) for v in sorted(touched)]
+        for handle in handles:
             if MP in channels or prepared_mp:
                 # First let KVM process anything still latched (an INIT resets the APIC), then
                 # put the mp_state back; the register page is restored after this.
@@ -425,10 +460,13 @@ class KvmVm:
                     mp.mp_state = handle.mp_state
                     ioctl_ptr(handle.fd, s.KVM_SET_MP_STATE, mp)
             if IRR in channels or MP in channels:
-                ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, lapic)
-                if bytes(lapic.regs) != handle.baseline or LOWEST_ARB in channels:
-                    lapic.regs[:] = list(handle.baseline)
-                    ioctl_ptr(handle.fd, s.KVM_SET_LAPIC, lapic)
+                if touched is not None and not (MP in channels or LOWEST_ARB in channels):
+                    # Observation proved this vCPU changed: write the baseline straight back.
+                    ioctl_ptr(handle.fd, s.KVM_SET_LAPIC, handle.baseline_state)
+                else:
+                    ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, lapic)
+                    if bytes(lapic.regs) != handle.baseline or LOWEST_ARB in channels:
+                        ioctl_ptr(handle.fd, s.KVM_SET_LAPIC, handle.baseline_state)
             if EVENTS in channels:
                 events = self._events
                 ioctl_ptr(handle.fd, s.KVM_GET_VCPU_EVENTS, events)
