@@ -60,3 +60,44 @@ def test_model_equals_kernel(path: Path, kvm_engine) -> None:  # type: ignore[no
         if k.check is Check.FAIL:
             differences.append(f"#{k.case.index} {k.case.name}: kernel: {k.check_detail}")
     assert not differences, differences
+
+
+CATALOGUE = sorted((ROOT / "catalogue").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", CATALOGUE, ids=[p.stem for p in CATALOGUE])
+def test_catalogue_entries_really_differ_from_the_architecture(path: Path) -> None:
+    """Each catalogued difference holds: KVM's answer on the model, the SDM's on arch, and they differ."""
+    from apicmap.decode import KvmDecodeRules, Refused, decode_for_kvm
+    from apicmap.fuzz.signature import CATALOGUE as ENTRIES
+
+    scenario = load_scenario(path)
+    model = run_scenario(scenario, "model")
+    arch = run_scenario(scenario, "arch")
+    for m, a in zip(model, arch, strict=True):
+        assert m.check is Check.PASS and a.check is Check.PASS, (m.check_detail, a.check_detail)
+        assert m.outcome is not None and a.outcome is not None
+        assert m.outcome.receivers != a.outcome.receivers
+        message = decode_for_kvm(m.case.injection, scenario.vm, KvmDecodeRules(scenario.vm.use_32bit_ids, True, True))
+        assert not isinstance(message, Refused)
+        named = [e.name for e in ENTRIES if e.applies(scenario.vm, message, m.outcome, a.outcome)]
+        assert named, f"{path.name}: no catalogue entry explains it"
+    assert any(e.scenario == f"catalogue/{path.name}" for e in ENTRIES)
+
+
+@pytest.mark.kvm
+def test_conformance_command_writes_junit_and_tap(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ET
+
+    junit, tap = tmp_path / "c.xml", tmp_path / "c.tap"
+    proc = subprocess.run([sys.executable, "-m", "apicmap", "conformance", "--junit", str(junit), "--tap", str(tap)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert " 0 failed" in proc.stdout
+    root = ET.parse(junit).getroot()
+    assert root.tag == "testsuites" and int(root[0].get("tests", "0")) > 0
+    lines = tap.read_text().splitlines()
+    assert lines[0] == "TAP version 13" and lines[1].startswith("1..")
+    assert all(not line.startswith("not ok") for line in lines)

@@ -103,7 +103,11 @@ def model_figures(quick: bool) -> tuple[list[Figure], float]:
         cold_rate, warm_rate = count / cold, count * loops / warm
         if name == "physical unicast":
             unicast_rate = warm_rate
-        figures.append(Figure(f"model {name} (computed), 1024 vCPUs", cold_rate, "resolutions/s"))
+        unicast = name == "physical unicast"
+        figures.append(Figure(f"model {name} (computed), 1024 vCPUs", cold_rate, "resolutions/s",
+                              ">= 300,000" if unicast else "", cold_rate >= 300_000 if unicast else None,
+                              "first resolution of each message: decode + fast/slow path; the target is met "
+                              "by the resolution table below" if unicast else ""))
         figures.append(Figure(f"model {name} (resolution table), 1024 vCPUs", warm_rate, "resolutions/s",
                               ">= 300,000" if name == "physical unicast" else "",
                               warm_rate >= 300_000 if name == "physical unicast" else None))

@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--out", help="directory for reproducers and the example database")
     fuzz.add_argument("--json", action="store_true")
 
+    conf = sub.add_parser("conformance", help="corpus, examples, catalogue and reproducers on model and kvm")
+    conf.add_argument("paths", nargs="*", help="files or directories (default: corpus examples catalogue)")
+    conf.add_argument("--junit", help="write JUnit XML here")
+    conf.add_argument("--tap", help="write TAP here")
+    conf.add_argument("--json", action="store_true")
+
     bench = sub.add_parser("bench", help="speed of the model, the kvm engine and the fuzzer, against targets")
     bench.add_argument("--quick", action="store_true", help="a shorter run (under 30 s)")
     bench.add_argument("--json", action="store_true")
@@ -281,6 +287,34 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     return run_fuzz(args.against, args.kernel, args.time, args.seed, args.jobs, args.out, args.json)
 
 
+def _cmd_conformance(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .conformance import DEFAULT_DIRS, collect, junit_xml, run_conformance, tap
+
+    paths = args.paths or [d for d in DEFAULT_DIRS if Path(d).is_dir()]
+    if not collect(paths):
+        raise InputError("conformance", f"no scenario files in {' '.join(paths) or '(nothing)'}",
+                         "scenario files or directories holding *.toml")
+    reports = run_conformance(paths)
+    failed = [r for r in reports if not r.ok]
+    skipped = [r for r in reports if r.ok and r.skipped]
+    if args.junit:
+        Path(args.junit).write_text(junit_xml(reports))
+    if args.tap:
+        Path(args.tap).write_text(tap(reports))
+    if args.json:
+        print(json.dumps({"passed": len(reports) - len(failed) - len(skipped), "failed": len(failed),
+                          "skipped": len(skipped), "failures": [r.__dict__ for r in failed]}, indent=2))
+    else:
+        for r in failed:
+            print(f"FAIL {r.suite} {r.name}: {r.detail}")
+        files = len({r.suite for r in reports})
+        print(f"conformance: {len(reports)} interrupts in {files} files")
+        print(f"{len(reports) - len(failed) - len(skipped)} passed, {len(failed)} failed, {len(skipped)} skipped")
+    return 1 if failed else 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .benchmarks import run_bench
 
@@ -321,4 +355,5 @@ _HANDLERS = {
     "host": _cmd_host,
     "fuzz": _cmd_fuzz,
     "bench": _cmd_bench,
+    "conformance": _cmd_conformance,
 }

@@ -86,6 +86,11 @@ CATALOGUE: tuple[KnownDifference, ...] = (
                     "delivers to every match (kvm-routing.md §7, errata 'x2APIC').",
                     "catalogue/use-32bit-ids-aliasing.toml",
                     lambda vm, m, model, arch: m.dest_mode is DestMode.PHYSICAL and _physical_aliases(vm)),
+    KnownDifference("broadcast-quirk",
+                    "KVM turns an 8-bit 0xFF MSI into the x2APIC broadcast for x2APIC-mode targets "
+                    "(kvm-routing.md §4.2); the architecture leaves it to the implementation.",
+                    "catalogue/broadcast-quirk.toml",
+                    lambda vm, m, model, arch: m.dest_id == 0xFF and m.source is None),
     KnownDifference("architecturally-undefined",
                     "The architecture leaves the case undefined or model-specific; KVM picks a behaviour.",
                     "catalogue/undefined-mixed-mode.toml", _only_undefined),
