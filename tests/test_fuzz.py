@@ -77,3 +77,52 @@ def test_fuzz_cli_rejects_bad_arguments() -> None:
     for args in (["--time", "0"], ["--jobs", "0"], ["--kernel", "2.6"]):
         proc = subprocess.run([sys.executable, "-m", "apicmap", "fuzz", *args], capture_output=True, text=True)
         assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1
+
+
+def test_lifecycle_model_tracks_recalculation_points() -> None:
+    """kvm-routing.md §2.2: the map misses the last-created vCPU; ENABLE_CAP does not rebuild it."""
+    from apicmap import ApicMode
+    from apicmap.model.lifecycle import ModelLifecycle
+    from apicmap.model.policy import NEWEST
+
+    from .helpers import NMI, msi
+
+    for track, expected in ((True, (0, 2, 2)), (False, (1, 2, 1))):
+        model = ModelLifecycle(NEWEST, track_recalculation=track)
+        model.create_vcpu(0)
+        model.create_vcpu(1)
+        first = model.signal_msi(msi(1, mode=NMI))  # vCPU 1 is missing from the stale map
+        model.set_lapic(1, xapic_id=0, ldr=0, dfr=0xFFFFFFFF, sw_enabled=True)  # alias: map NULL
+        aliased = model.signal_msi(msi(0, mode=NMI))
+        model.enable_cap(True, False)  # not a recalculation point
+        after_cap = model.signal_msi(msi(0, mode=NMI))
+        assert (first, aliased, after_cap) == expected
+        model.set_apic_base(1, ApicMode.XAPIC)  # unchanged value: a no-op, still stale
+        assert model.signal_msi(msi(0, mode=NMI)) == after_cap
+
+
+@pytest.mark.kvm
+def test_stateful_campaign_rediscovers_both_behaviours(tmp_path: Path) -> None:
+    """Issue #4 item 3: against the naive model the campaign finds both sequence-only behaviours,
+    each with a minimal reproducer that `apicmap check` re-runs; the tracking model agrees."""
+    from apicmap.fuzz.stateful import STALE_AFTER_CREATE, STALE_AFTER_ENABLE_CAP, StatefulCampaign
+
+    found: dict[str, tuple[float, list[object], str | None]] = {}
+    for seed in range(4):
+        campaign = StatefulCampaign(None, False, 45.0, seed, tmp_path)
+        for kind, value in campaign.run().items():
+            found.setdefault(kind, value)  # type: ignore[arg-type]
+        if STALE_AFTER_CREATE in found and STALE_AFTER_ENABLE_CAP in found:
+            break
+    assert STALE_AFTER_CREATE in found and STALE_AFTER_ENABLE_CAP in found, list(found)
+    for kind in (STALE_AFTER_CREATE, STALE_AFTER_ENABLE_CAP):
+        _, steps, path = found[kind]
+        assert path is not None and len(steps) <= 8
+        check = subprocess.run([sys.executable, "-m", "apicmap", "check", path, "--json"], capture_output=True,
+                               text=True, cwd=ROOT)
+        result = json.loads(check.stdout)
+        assert check.returncode == 0 and result["ok"]  # the tracking model explains the kernel
+        last = result["signals"][-1]
+        assert last["naive model"] != last["kvm"] == last["model"]
+    tracking = StatefulCampaign(None, True, 15.0, 0, None)
+    assert tracking.run() == {}

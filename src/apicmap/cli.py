@@ -65,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--jobs", type=int, default=1, help="parallel campaigns (use the machine's cores)")
     fuzz.add_argument("--out", help="directory for reproducers and the example database")
     fuzz.add_argument("--json", action="store_true")
+    fuzz.add_argument("--stateful", action="store_true",
+                      help="fuzz VMM operation sequences (kvm only): rediscover map-lifecycle behaviours")
+    fuzz.add_argument("--tracking", action="store_true",
+                      help="with --stateful: compare with the model that tracks recalculation points")
 
     conf = sub.add_parser("conformance", help="corpus, examples, catalogue and reproducers on model and kvm")
     conf.add_argument("paths", nargs="*", help="files or directories (default: corpus examples catalogue)")
@@ -257,7 +261,18 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from .check import check_scenario, print_check
+    from .sequence import is_sequence_file, run_sequence_check
 
+    if is_sequence_file(args.file):
+        rows, ok = run_sequence_check(args.file)
+        if args.json:
+            print(json.dumps({"sequence": args.file, "ok": ok, "signals": rows}, indent=2))
+        else:
+            print_table(f"check sequence {args.file} (model tracks KVM's map recalculation points)",
+                        ["step", "model", "naive model", "kvm", "expect_return"],
+                        [[str(r[k]) for k in ("step", "model", "naive model", "kvm", "expect_return")] for r in rows])
+            print("result: " + ("ok" if ok else "DIFFERENCES or failed expectations"))
+        return 0 if ok else 1
     scenario = load_scenario(args.file)
     report = check_scenario(scenario)
     if args.json:
@@ -284,7 +299,34 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
             from .errors import KvmUnavailable
 
             raise KvmUnavailable(f"fuzz --against kvm: {why}")
+    if args.stateful:
+        return _stateful_fuzz(args)
     return run_fuzz(args.against, args.kernel, args.time, args.seed, args.jobs, args.out, args.json)
+
+
+def _stateful_fuzz(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .fuzz.stateful import StatefulCampaign
+
+    if args.against != "kvm":
+        raise InputError("--stateful", "sequences are compared with the kernel", "--against kvm")
+    campaign = StatefulCampaign(args.kernel, args.tracking, args.time, args.seed, Path(args.out) if args.out else None)
+    found = campaign.run()
+    behaviours: list[dict[str, object]] = [
+        {"behaviour": kind, "found_after_s": round(t, 2), "steps": len(steps), "reproducer": path}
+        for kind, (t, steps, path) in found.items()]
+    summary = {"sequences": campaign.sequences, "model": "tracking" if args.tracking else "naive",
+               "behaviours": behaviours}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{campaign.sequences} operation sequences against the kernel ({summary['model']} model); "
+              f"{len(found)} sequence-only behaviour(s)")
+        for b in behaviours:
+            print(f"  [{b['found_after_s']}s] {b['behaviour']} ({b['steps']} steps)"
+                  + (f": {b['reproducer']}" if b["reproducer"] else ""))
+    return 1 if found else 0
 
 
 def _cmd_conformance(args: argparse.Namespace) -> int:
