@@ -162,10 +162,9 @@ class Campaign:
             return False  # against the kernel every difference is news
         from ..decode import KvmDecodeRules, Refused, decode_for_kvm
 
-        message = decode_for_kvm(injection, vm, KvmDecodeRules(vm.use_32bit_ids, False, False))
-        if isinstance(message, Refused):
-            return False
-        return any(entry.applies(vm, message, ours, theirs) for entry in CATALOGUE)
+        decoded = decode_for_kvm(injection, vm, KvmDecodeRules(vm.use_32bit_ids, False, False))
+        message = None if isinstance(decoded, Refused) else decoded
+        return any(entry.applies(vm, injection, message, ours, theirs) for entry in CATALOGUE)
 
     def _record(self, found: _Divergence) -> None:
         finding = found.finding
