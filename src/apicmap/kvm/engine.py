@@ -34,9 +34,16 @@ from ..outcome import Effect, EffectKind, Explanation, Outcome
 from ..state import ApicMode, Vcpu, VmState
 from . import structs as s
 from .host import vector_hashing
-from .ioctl import KvmIoctlError, check_extension, ioctl_int, ioctl_ptr, ioctl_raw, open_kvm
+from .ioctl import (
+    KvmIoctlError,
+    check_extension,
+    ioctl_int,
+    ioctl_ptr,
+    open_kvm,
+    signal_msi,
+    supported_cpuid_with_x2apic,
+)
 
-X2APIC_CPUID_BIT = 1 << 21  # CPUID.1:ECX[21]; without it EXTD is a reserved bit (§1.2)
 APIC_BASE_DEFAULT = 0xFEE00000
 APIC_BASE_EN = 1 << 11
 APIC_BASE_EXTD = 1 << 10
@@ -129,22 +136,12 @@ class KvmEngine:
         self._x2apic_api = check_extension(self._kvm_fd, s.KVM_CAP_X2APIC_API)
         self.smm = bool(check_extension(self._kvm_fd, s.KVM_CAP_X86_SMM))
         self.vector_hashing = vector_hashing()
-        self._cpuid = self._supported_cpuid()
+        self._cpuid = supported_cpuid_with_x2apic(self._kvm_fd)
         self._cache: dict[tuple[tuple[int, ...], int], _RealVm] = {}
         self._cache_size = cache_size
         self._raise_fd_limit()
 
     # --- VM creation -----------------------------------------------------------------------------
-
-    def _supported_cpuid(self) -> s.KvmCpuid2:
-        cpuid = s.KvmCpuid2()
-        cpuid.nent = s.MAX_CPUID_ENTRIES
-        ioctl_ptr(self._kvm_fd, s.KVM_GET_SUPPORTED_CPUID, cpuid)
-        for i in range(cpuid.nent):
-            entry = cpuid.entries[i]
-            if entry.function == 1:
-                entry.ecx |= X2APIC_CPUID_BIT
-        return cpuid
 
     @staticmethod
     def _raise_fd_limit() -> None:
@@ -354,14 +351,8 @@ class KvmVm:
         msi.address_lo = injection.address_lo
         msi.address_hi = injection.address_hi
         msi.data = injection.data
-        result, err = ioctl_raw(self._real.vm_fd, s.KVM_SIGNAL_MSI, msi)
-        if result >= 0:
-            return result, None
-        if err == errno.EPERM:
-            return -1, None  # the slow path matched nobody (kvm-routing.md §5)
-        if err == errno.EINVAL:
-            return None, "KVM_SIGNAL_MSI: EINVAL"
-        raise KvmIoctlError("KVM_SIGNAL_MSI", err)
+        result = signal_msi(self._real.vm_fd, msi)
+        return (result, None) if result is not None else (None, "KVM_SIGNAL_MSI: EINVAL")
 
     def _handle(self, vcpu_id: int) -> _VcpuHandle:
         return self._real.vcpus[self._vm.creation_index(vcpu_id)]

@@ -74,3 +74,28 @@ def open_kvm(path: str = "/dev/kvm") -> int:
 
 def check_extension(fd: int, cap: int) -> int:
     return ioctl_int(fd, s.KVM_CHECK_EXTENSION, cap)
+
+
+def supported_cpuid_with_x2apic(kvm_fd: int) -> s.KvmCpuid2:
+    """KVM_GET_SUPPORTED_CPUID with CPUID.1:ECX[21] (x2APIC) set: without it EXTD is a reserved
+    APIC base bit, even for host writes (kvm-routing.md §1.2, §9)."""
+    cpuid = s.KvmCpuid2()
+    cpuid.nent = s.MAX_CPUID_ENTRIES
+    ioctl_ptr(kvm_fd, s.KVM_GET_SUPPORTED_CPUID, cpuid)
+    for i in range(cpuid.nent):
+        if cpuid.entries[i].function == 1:
+            cpuid.entries[i].ecx |= 1 << 21
+    return cpuid
+
+
+def signal_msi(vm_fd: int, msi: s.KvmMsi) -> int | None:
+    """KVM_SIGNAL_MSI's value: the count, 0, -1 for EPERM (the slow path matched nobody,
+    kvm-routing.md §5), or None for EINVAL."""
+    result, err = ioctl_raw(vm_fd, s.KVM_SIGNAL_MSI, msi)
+    if result >= 0:
+        return result
+    if err == errno_mod.EPERM:
+        return -1
+    if err == errno_mod.EINVAL:
+        return None
+    raise KvmIoctlError("KVM_SIGNAL_MSI", err)

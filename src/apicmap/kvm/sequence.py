@@ -6,7 +6,6 @@ reading IRR back and restoring it would call ``KVM_SET_LAPIC``, a recalculation 
 
 from __future__ import annotations
 
-import errno
 import os
 
 from ..errors import NotExpressible
@@ -14,20 +13,13 @@ from ..message import MsiInjection
 from ..state import ApicMode
 from . import structs as s
 from .engine import APIC_BASE_DEFAULT, APIC_BASE_EN, APIC_BASE_EXTD, _set_u32, set_msr
-from .ioctl import KvmIoctlError, check_extension, ioctl_int, ioctl_ptr, ioctl_raw, open_kvm
-
-X2APIC_CPUID_BIT = 1 << 21
+from .ioctl import check_extension, ioctl_int, ioctl_ptr, open_kvm, signal_msi, supported_cpuid_with_x2apic
 
 
 class RealSequence:
     def __init__(self) -> None:
         self._kvm_fd = open_kvm()
-        self._cpuid = s.KvmCpuid2()
-        self._cpuid.nent = s.MAX_CPUID_ENTRIES
-        ioctl_ptr(self._kvm_fd, s.KVM_GET_SUPPORTED_CPUID, self._cpuid)
-        for i in range(self._cpuid.nent):
-            if self._cpuid.entries[i].function == 1:
-                self._cpuid.entries[i].ecx |= X2APIC_CPUID_BIT
+        self._cpuid = supported_cpuid_with_x2apic(self._kvm_fd)
         self._max_id = check_extension(self._kvm_fd, s.KVM_CAP_MAX_VCPU_ID)
         self._vm_fd = ioctl_int(self._kvm_fd, s.KVM_CREATE_VM, 0)
         ioctl_int(self._vm_fd, s.KVM_CREATE_IRQCHIP)
@@ -83,11 +75,4 @@ class RealSequence:
 
     def signal_msi(self, injection: MsiInjection) -> int | None:
         msi = s.KvmMsi(address_lo=injection.address_lo, address_hi=injection.address_hi, data=injection.data)
-        result, err = ioctl_raw(self._vm_fd, s.KVM_SIGNAL_MSI, msi)
-        if result >= 0:
-            return result
-        if err == errno.EPERM:
-            return -1
-        if err == errno.EINVAL:
-            return None
-        raise KvmIoctlError("KVM_SIGNAL_MSI", err)
+        return signal_msi(self._vm_fd, msi)
