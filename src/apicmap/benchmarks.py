@@ -198,7 +198,10 @@ def kernel_figures(quick: bool, model_unicast: float) -> list[Figure]:
 
 
 def fuzz_figures(quick: bool) -> list[Figure]:
-    from .fuzz.campaign import Campaign
+    try:
+        from .fuzz.campaign import Campaign
+    except ImportError as err:
+        return [Figure("fuzz figures", None, "", note=f"skipped: {err} (pip install 'apicmap[fuzz]')")]
 
     seconds = 5.0 if quick else 30.0
     campaign = Campaign("kvm", None, seconds=seconds, seed=0)

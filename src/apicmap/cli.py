@@ -283,8 +283,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_fuzz(args: argparse.Namespace) -> int:
-    from .fuzz.cli import run_fuzz
     from .model.policy import policy_for_release
+
+    try:
+        import hypothesis  # noqa: F401
+    except ImportError:
+        raise InputError("fuzz", "needs the hypothesis package, which is not installed",
+                         "pip install 'apicmap[fuzz]'") from None
+    from .fuzz.cli import run_fuzz
 
     policy_for_release(args.kernel)  # validate before starting
     if args.time <= 0:

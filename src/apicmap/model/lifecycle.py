@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from ..decode import KvmDecodeRules, Refused, decode_for_kvm
 from ..message import MsiInjection
-from ..state import DFR_FLAT, ApicMode, Vcpu, VmState, x2apic_ldr
+from ..state import ApicMode, Vcpu, VmState, x2apic_ldr
 from .apic_map import ApicMap, build_map
 from .policy import KernelPolicy, PhysMapRule
 from .resolve import deliver
@@ -88,5 +88,3 @@ class ModelLifecycle:
         r, _ = deliver(self.vm, self._map, self.policy, message)
         return r
 
-
-DEFAULT_DFR = DFR_FLAT
