@@ -11,13 +11,10 @@ Typical use::
     outcome.receivers  # (1, 2)
 """
 
-from .engine import ENGINE_NAMES, Engine, PreparedVm, deliver_once, make_engine
-from .errors import ApicmapError, EncodingError, InputError, KvmUnavailable, NotExpressible
-from .message import (
+from apicmap.domain.engine import ENGINE_NAMES, Engine, PreparedVm, deliver_once
+from apicmap.domain.message import (
     Broadcast,
-    DeliveryMode,
     Destination,
-    DestMode,
     IcrInjection,
     Injection,
     IoapicInjection,
@@ -27,14 +24,16 @@ from .message import (
     Origin,
     Physical,
     SelfIpiInjection,
-    Shorthand,
     ToAll,
     ToAllButSelf,
     ToSelf,
-    Trigger,
 )
-from .outcome import Effect, EffectKind, Explanation, Outcome, Verdict
-from .state import ApicMode, Vcpu, VmState, x2apic_ldr
+from apicmap.domain.outcome import Effect, EffectKind, Explanation, Outcome, Verdict
+from apicmap.domain.vm import Vcpu, VmState, x2apic_ldr
+from apicmap.encoding.apic_base import ApicMode
+from apicmap.encoding.kinds import DeliveryMode, DestMode, Shorthand, Trigger
+from apicmap.engines import make_engine
+from apicmap.errors import ApicmapError, EncodingError, InputError, KvmUnavailable, NotExpressible
 
 __all__ = [
     "ENGINE_NAMES", "ApicMode", "ApicmapError", "Broadcast", "DeliveryMode", "DestMode", "Destination",

@@ -25,7 +25,7 @@ import pytest
 
 def _kvm_status() -> tuple[bool, str]:
     try:
-        from .kvm.host import kvm_available
+        from apicmap.kvm.host import kvm_available
     except ImportError as err:  # pragma: no cover - only in a broken install
         return False, f"apicmap.kvm is not importable: {err}"
     return kvm_available()
@@ -53,7 +53,7 @@ def kvm_engine() -> Iterator[Any]:
     available, why = _kvm_status()
     if not available:
         pytest.skip(f"/dev/kvm unavailable: {why}")
-    from .kvm.engine import KvmEngine
+    from apicmap.kvm.engine import KvmEngine
 
     engine = KvmEngine()
     yield engine

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..decode import Refused, decode_for_arch, describe_message
-from ..message import Broadcast, DeliveryMode, DestMode, Injection, Message, Origin, ToAll, ToSelf
-from ..outcome import Effect, Explanation, Outcome, Verdict
-from ..state import ApicMode, DfrModel, Vcpu, VmState
-from .predicate import acceptance, address_match
+from apicmap.arch.predicate import acceptance, address_match
+from apicmap.decode import Refused, decode_for_arch, describe_message
+from apicmap.domain.message import Broadcast, Injection, Message, Origin, ToAll, ToSelf
+from apicmap.domain.outcome import Effect, Explanation, Outcome, Verdict
+from apicmap.domain.vm import DfrModel, Vcpu, VmState
+from apicmap.encoding.apic_base import ApicMode
+from apicmap.encoding.kinds import DeliveryMode, DestMode
 
 
 class ArchEngine:

@@ -7,20 +7,11 @@ A-sections). Where the architecture leaves a case undefined or model-specific, t
 
 from __future__ import annotations
 
-from ..message import (
-    Broadcast,
-    DeliveryMode,
-    Logical,
-    Message,
-    Origin,
-    Physical,
-    ToAll,
-    ToAllButSelf,
-    ToSelf,
-    Trigger,
-)
-from ..outcome import Effect, EffectKind, Verdict
-from ..state import ApicMode, DfrModel, Vcpu
+from apicmap.domain.message import Broadcast, Logical, Message, Origin, Physical, ToAll, ToAllButSelf, ToSelf
+from apicmap.domain.outcome import Effect, EffectKind, Verdict
+from apicmap.domain.vm import DfrModel, Vcpu
+from apicmap.encoding.apic_base import ApicMode
+from apicmap.encoding.kinds import DeliveryMode, Trigger
 
 ACCEPTED, NOT_ACCEPTED, UNDEFINED = Verdict.ACCEPTED, Verdict.NOT_ACCEPTED, Verdict.UNDEFINED
 

@@ -1,10 +1,17 @@
 """Layer 1: exact encodings of the APIC registers and interrupt messages."""
 
-from .apic_base import APIC_BASE_LAYOUT, ApicBase
-from .fields import Field, Layout
-from .icr import SELF_IPI_LAYOUT, X2APIC_ICR_LAYOUT, X2APIC_ICR_RESERVED, XAPIC_ICR_LAYOUT, Icr, self_ipi_vector
-from .ioapic import RTE_LAYOUT, RedirectionEntry
-from .msi import (
+from apicmap.encoding.apic_base import APIC_BASE_LAYOUT, ApicBase
+from apicmap.encoding.fields import Field, Layout
+from apicmap.encoding.icr import (
+    SELF_IPI_LAYOUT,
+    X2APIC_ICR_LAYOUT,
+    X2APIC_ICR_RESERVED,
+    XAPIC_ICR_LAYOUT,
+    Icr,
+    self_ipi_vector,
+)
+from apicmap.encoding.ioapic import RTE_LAYOUT, RedirectionEntry
+from apicmap.encoding.msi import (
     MSI_ADDRESS_LAYOUT,
     MSI_DATA_LAYOUT,
     MsiAddress,

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
-from ..state import ApicMode
-from .fields import Field, Layout, bits_mask
+from apicmap.encoding.fields import Field, Layout, bits_mask
+
+
+class ApicMode(enum.Enum):
+    """Mode from IA32_APIC_BASE (EN bit 11, EXTD bit 10); kvm-routing.md §1.2."""
+
+    DISABLED = "disabled"
+    XAPIC = "xapic"
+    X2APIC = "x2apic"
+
+    @property
+    def present(self) -> bool:
+        """Hardware-enabled: visible to routing at all (kvm-routing.md §1.3)."""
+        return self is not ApicMode.DISABLED
+
 
 BSP = 1 << 8
 EXTD = 1 << 10

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..message import DeliveryMode, DestMode, Shorthand, Trigger
+from apicmap.encoding.kinds import DeliveryMode, DestMode, Shorthand, Trigger
 
 
 def delivery_meaning(v: int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import EncodingError
+from apicmap.errors import EncodingError
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import EncodingError
-from ..message import DeliveryMode, DestMode, Shorthand, Trigger
-from .common import delivery_meaning, dest_mode_meaning, flag, shorthand_meaning, trigger_meaning
-from .fields import Field, Layout, bits_mask
+from apicmap.encoding.common import delivery_meaning, dest_mode_meaning, flag, shorthand_meaning, trigger_meaning
+from apicmap.encoding.fields import Field, Layout, bits_mask
+from apicmap.encoding.kinds import DeliveryMode, DestMode, Shorthand, Trigger
+from apicmap.errors import EncodingError
 
 # Must-be-zero bits of the x2APIC ICR: 31:20, 17:16 and 13 (kvm-routing.md §1.1, v6.12+ #GP).
 X2APIC_ICR_RESERVED = bits_mask((31, 20), (17, 16), (13, 13))

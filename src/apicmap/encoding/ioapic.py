@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..message import DeliveryMode, DestMode, Trigger
-from .common import delivery_meaning, dest_mode_meaning, flag, trigger_meaning
-from .fields import Field, Layout, bits_mask
+from apicmap.encoding.common import delivery_meaning, dest_mode_meaning, flag, trigger_meaning
+from apicmap.encoding.fields import Field, Layout, bits_mask
+from apicmap.encoding.kinds import DeliveryMode, DestMode, Trigger
 
 RTE_RESERVED = bits_mask((47, 17))
 RTE_LAYOUT = Layout("IOAPIC RTE", 64, (

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import EncodingError
-from ..message import DeliveryMode, DestMode, Trigger
-from .common import delivery_meaning, dest_mode_meaning, flag, trigger_meaning
-from .fields import Field, Layout, bits_mask
+from apicmap.encoding.common import delivery_meaning, dest_mode_meaning, flag, trigger_meaning
+from apicmap.encoding.fields import Field, Layout, bits_mask
+from apicmap.encoding.kinds import DeliveryMode, DestMode, Trigger
+from apicmap.errors import EncodingError
 
 MSI_ADDRESS_LAYOUT = Layout("MSI address", 32, (
     Field("base", 20, 31, "0xFEE for an MSI"),

@@ -18,17 +18,18 @@ from pathlib import Path
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase, InMemoryExampleDatabase
 
-from ..arch.engine import ArchEngine
-from ..engine import Engine
-from ..errors import NotExpressible
-from ..message import Injection
-from ..model.engine import ModelEngine
-from ..model.policy import policy_for_release
-from ..outcome import Outcome
-from ..scenario_writer import scenario_toml
-from ..state import VmState
-from .signature import CATALOGUE, signature
-from .strategies import Profile, cases
+from apicmap.arch.engine import ArchEngine
+from apicmap.domain.engine import Engine
+from apicmap.domain.message import Injection
+from apicmap.domain.outcome import Outcome
+from apicmap.domain.vm import VmState
+from apicmap.errors import NotExpressible
+from apicmap.files.writer import scenario_toml
+from apicmap.fuzz.signature import signature
+from apicmap.fuzz.strategies import Profile, cases
+from apicmap.known.catalogue import CATALOGUE
+from apicmap.model.engine import ModelEngine
+from apicmap.model.policy import policy_for_release
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,7 @@ class Campaign:
 
     def _other_engine(self) -> tuple[Engine, Profile]:
         if self.against == "kvm":
-            from ..kvm.engine import KvmEngine
+            from apicmap.kvm.engine import KvmEngine
 
             engine = KvmEngine(cache_size=16)
             hashing = engine.vector_hashing if engine.vector_hashing is not None else True
@@ -160,7 +161,7 @@ class Campaign:
     def _catalogued(self, vm: VmState, injection: Injection, ours: Outcome, theirs: Outcome) -> bool:
         if self.against != "arch":
             return False  # against the kernel every difference is news
-        from ..decode import KvmDecodeRules, Refused, decode_for_kvm
+        from apicmap.decode import KvmDecodeRules, Refused, decode_for_kvm
 
         decoded = decode_for_kvm(injection, vm, KvmDecodeRules(vm.use_32bit_ids, False, False))
         message = None if isinstance(decoded, Refused) else decoded

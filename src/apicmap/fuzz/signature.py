@@ -1,22 +1,17 @@
-"""Divergence signatures and the catalogue of known, explained differences (issue #4 item 4)."""
+"""Divergence signatures: which findings of a fuzzing campaign count as the same."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 
-from ..decode import KvmDecodeRules, Refused, decode_for_kvm
-from ..message import DeliveryMode, DestMode, Injection, Message, MsiInjection
-from ..outcome import Outcome
-from ..state import DFR_CLUSTER, DFR_FLAT, ApicMode, VmState
+from apicmap.decode import KvmDecodeRules, Refused, decode_for_kvm
+from apicmap.domain.message import Injection, Message
+from apicmap.domain.outcome import Outcome
+from apicmap.domain.vm import VmState
+from apicmap.encoding.kinds import DeliveryMode, DestMode
+from apicmap.known.catalogue import physical_aliases
 
 _NUMBERS = re.compile(r"0x[0-9a-f]+|\b\d+\b")
-
-
-def _physical_aliases(vm: VmState) -> bool:
-    ids = [v.vcpu_id if v.mode is ApicMode.X2APIC else v.xapic_id for v in vm.vcpus if v.present]
-    return len(ids) != len(set(ids))
 
 
 def rule_of(vm: VmState, message: Message | None, model: Outcome) -> str:
@@ -24,7 +19,7 @@ def rule_of(vm: VmState, message: Message | None, model: Outcome) -> str:
     if message is None:
         return "decoding"
     path = model.explanation.path if model.explanation else ""
-    if message.dest_mode is DestMode.PHYSICAL and _physical_aliases(vm) and message.shorthand.value == 0:
+    if message.dest_mode is DestMode.PHYSICAL and physical_aliases(vm) and message.shorthand.value == 0:
         return "physical ID aliasing (5b84b0291702)"
     return _NUMBERS.sub("N", path).split(" (")[0] or "unknown path"
 
@@ -59,116 +54,3 @@ def signature(vm: VmState, injection: Injection, model: Outcome, other: Outcome)
     mode = decoded.delivery.label if decoded else "-"
     dest_mode = decoded.dest_mode.name.lower() if decoded else "-"
     return f"{kind}|{mode}|{dest_mode}|{rule}|{shape}", rule
-
-
-@dataclass(frozen=True, slots=True)
-class KnownDifference:
-    """A named, explained arch != KVM difference with a minimal scenario in catalogue/."""
-
-    name: str
-    explanation: str
-    scenario: str  # path relative to the repository
-    applies: Callable[[VmState, Injection, Message | None, Outcome, Outcome], bool]
-
-
-def _lowest(m: Message | None) -> bool:
-    return m is not None and (m.delivery is DeliveryMode.LOWEST or m.redirection_hint)
-
-
-def _only_undefined(vm: VmState, i: Injection, m: Message | None, model: Outcome, arch: Outcome) -> bool:
-    differing = set(model.receivers) ^ set(arch.receivers)
-    return bool(differing) and differing <= set(arch.undefined)
-
-
-def _msi_hi_ignored(vm: VmState, i: Injection, m: Message | None, model: Outcome, arch: Outcome) -> bool:
-    return isinstance(i, MsiInjection) and i.address_hi != 0 and not vm.use_32bit_ids
-
-
-def _msi_einval(vm: VmState, i: Injection, m: Message | None, model: Outcome, arch: Outcome) -> bool:
-    return isinstance(i, MsiInjection) and vm.use_32bit_ids and bool(i.address_hi & 0xFF)
-
-
-def _sw_disabled_logical(vm: VmState, i: Injection, m: Message | None, model: Outcome, arch: Outcome) -> bool:
-    missing = set(arch.receivers) - set(model.receivers)
-    return m is not None and m.dest_mode is DestMode.LOGICAL and bool(missing) and \
-        all(not vm.vcpu(v).sw_enabled for v in missing)
-
-
-def _wide_mda(vm: VmState, i: Injection, m: Message | None, model: Outcome, arch: Outcome) -> bool:
-    return m is not None and m.dest_mode is DestMode.LOGICAL and 0xFF < m.dest_id < 0xFFFFFFFF and \
-        any(v.present and v.mode is ApicMode.XAPIC for v in vm.vcpus)
-
-
-def _raw_dfr(vm: VmState, i: Injection, m: Message | None, model: Outcome, arch: Outcome) -> bool:
-    return m is not None and m.dest_mode is DestMode.LOGICAL and any(
-        v.present and v.mode is ApicMode.XAPIC and v.ldr and v.dfr not in (DFR_FLAT, DFR_CLUSTER) for v in vm.vcpus)
-
-
-def _xapic_lowest_or_mixed(vm: VmState, i: Injection, m: Message | None, model: Outcome, arch: Outcome) -> bool:
-    return m is not None and m.dest_mode is DestMode.LOGICAL and len({v.mode for v in vm.vcpus if v.present}) > 1
-
-
-CATALOGUE: tuple[KnownDifference, ...] = (
-    KnownDifference("use_32bit_ids-aliasing-erratum",
-                    "With USE_32BIT_IDS KVM keeps first-wins for aliased physical IDs; the architecture "
-                    "delivers to every match (kvm-routing.md §7, errata 'x2APIC').",
-                    "catalogue/use-32bit-ids-aliasing.toml",
-                    lambda vm, i, m, model, arch: m is not None and m.dest_mode is DestMode.PHYSICAL
-                    and _physical_aliases(vm)),
-    KnownDifference("broadcast-quirk",
-                    "KVM turns an 8-bit 0xFF MSI into the x2APIC broadcast for x2APIC-mode targets "
-                    "(kvm-routing.md §4.2); the architecture leaves it to the implementation.",
-                    "catalogue/broadcast-quirk.toml",
-                    # With the quirk on, 0xFF is the MSI broadcast and 0xFFFFFFFF is none (§3 step 4).
-                    lambda vm, i, m, model, arch: m is not None and m.source is None
-                    and m.dest_id in (0xFF, 0xFFFFFFFF)),
-    KnownDifference("hotplug-hack",
-                    "KVM compares a physical destination above 0xFF with the vcpu_id even for xAPIC-mode "
-                    "vCPUs (slow path always, map with USE_32BIT_IDS; kvm-routing.md §2.3, §4.2); an xAPIC ID "
-                    "has 8 bits (A4).",
-                    "catalogue/hotplug-hack.toml",
-                    lambda vm, i, m, model, arch: m is not None and m.dest_mode is DestMode.PHYSICAL
-                    and m.dest_id > 0xFF and any(v.present and v.mode is ApicMode.XAPIC and v.vcpu_id == m.dest_id
-                                                 for v in vm.vcpus)),
-    KnownDifference("architecturally-undefined",
-                    "The architecture leaves the case undefined or model-specific; KVM picks a behaviour.",
-                    "catalogue/undefined-mixed-mode.toml", _only_undefined),
-    KnownDifference("vector-hashing-ignores-tpr",
-                    "KVM's lowest priority hashes the vector over the destination set and never reads TPR "
-                    "(kvm-routing.md §3 step 8).",
-                    "catalogue/vector-hashing-ignores-tpr.toml",
-                    lambda vm, i, m, model, arch: _lowest(m)),
-    KnownDifference("illegal-vectors-accepted",
-                    "KVM accepts vectors 0-15 with no ESR error (kvm-routing.md §6.3).",
-                    "catalogue/illegal-vectors.toml",
-                    lambda vm, i, m, model, arch: m is not None and m.vector < 16),
-    KnownDifference("x2apic-logical-through-phys-map",
-                    "x2APIC logical lookups reuse phys_map and reach xAPIC-mode vCPUs (kvm-routing.md §3 step 6).",
-                    "catalogue/x2apic-logical-phys-map.toml", _xapic_lowest_or_mixed),
-    KnownDifference("msi-address-hi-ignored",
-                    "Without USE_32BIT_IDS KVM ignores address_hi and reads an 8-bit destination "
-                    "(kvm-routing.md §5); read architecturally, address_hi is a remapped 32-bit destination.",
-                    "catalogue/msi-address-hi-ignored.toml", _msi_hi_ignored),
-    KnownDifference("msi-address-hi-einval",
-                    "With USE_32BIT_IDS, KVM_SIGNAL_MSI fails with EINVAL when address_hi bits 7:0 are set "
-                    "(kvm-routing.md §5); that is KVM's ABI, not a message the architecture knows.",
-                    "catalogue/msi-address-hi-einval.toml", _msi_einval),
-    KnownDifference("sw-disabled-not-in-logical-map",
-                    "KVM leaves software-disabled APICs out of its logical map (v5.3+), and with no "
-                    "software-enabled LDR drops logical interrupts altogether (6.3+, kvm-routing.md §2.3); "
-                    "architecturally they still accept NMI, INIT, SMI and SIPI (A3).",
-                    "catalogue/sw-disabled-logical.toml", _sw_disabled_logical),
-    KnownDifference("smi-needs-smm",
-                    "KVM 6.2+ refuses SMIs when the VM has no SMM (kvm-routing.md §6.4); the architecture "
-                    "accepts them.",
-                    "catalogue/smi-without-smm.toml",
-                    lambda vm, i, m, model, arch: m is not None and m.delivery is DeliveryMode.SMI),
-    KnownDifference("wide-logical-mda",
-                    "KVM's xAPIC logical map reads only MDA bits 7:0, so a 32-bit logical destination reaches "
-                    "xAPIC APICs (kvm-routing.md §3 step 6); an xAPIC LDR cannot match a wider MDA (A5).",
-                    "catalogue/wide-logical-mda.toml", _wide_mda),
-    KnownDifference("dfr-compared-exactly",
-                    "KVM compares the whole 32-bit DFR: its map treats any value but 0xFFFFFFFF as cluster and "
-                    "its slow path matches nothing (kvm-routing.md §1.5); the architecture reads bits 31:28.",
-                    "catalogue/dfr-raw-value.toml", _raw_dfr),
-)

@@ -20,12 +20,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
-from ..kvm.sequence import RealSequence
-from ..message import MsiInjection
-from ..model.lifecycle import ModelLifecycle
-from ..model.policy import KernelPolicy, policy_for_release
-from ..sequence import Step, apply
-from ..state import DFR_CLUSTER, DFR_FLAT, ApicMode
+from apicmap.domain.message import MsiInjection
+from apicmap.domain.vm import DFR_CLUSTER, DFR_FLAT
+from apicmap.encoding.apic_base import ApicMode
+from apicmap.files.sequence import Step, apply
+from apicmap.kvm.driver import RealSequence
+from apicmap.model.lifecycle import ModelLifecycle
+from apicmap.model.policy import KernelPolicy, policy_for_release
 
 STALE_AFTER_CREATE = "the map misses the last-created vCPU after KVM_CREATE_VCPU"
 STALE_AFTER_ENABLE_CAP = "the map is not rebuilt after KVM_ENABLE_CAP(X2APIC_API)"
@@ -176,7 +177,7 @@ class StatefulCampaign:
         # Hypothesis seeds a state machine run from the global random module: seeding it makes
         # --seed reproducible for sequences too.
         random.seed(chunk_seed)
-        run_state_machine_as_test(Machine, settings=settings(  # type: ignore[no-untyped-call]
+        run_state_machine_as_test(Machine, settings=settings(
             max_examples=100, stateful_step_count=12, deadline=None, database=None, derandomize=False,
             suppress_health_check=list(HealthCheck), report_multiple_bugs=False))
 

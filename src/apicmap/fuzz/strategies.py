@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-from ..message import IcrInjection, Injection, IoapicInjection, MsiInjection, SelfIpiInjection
-from ..state import DFR_CLUSTER, DFR_FLAT, ApicMode, Vcpu, VmState
+from apicmap.domain.message import IcrInjection, Injection, IoapicInjection, MsiInjection, SelfIpiInjection
+from apicmap.domain.vm import DFR_CLUSTER, DFR_FLAT, Vcpu, VmState
+from apicmap.encoding.apic_base import ApicMode
 
 # A few id layouts recur so that the kvm engine can reuse its VMs; the rest are free-form.
 ID_LAYOUTS = [(0, 1, 2), (0, 1, 2, 3), (0, 1, 255, 256), (1, 256), (0, 16, 17, 300), (0, 2, 5, 7, 11, 13)]

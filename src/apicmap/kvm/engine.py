@@ -20,21 +20,16 @@ import os
 import resource
 from dataclasses import dataclass, field
 
-from ..decode import describe_message
-from ..errors import NotExpressible
-from ..message import (
-    DeliveryMode,
-    IcrInjection,
-    Injection,
-    IoapicInjection,
-    MsiInjection,
-    SelfIpiInjection,
-)
-from ..outcome import Effect, EffectKind, Explanation, Outcome
-from ..state import ApicMode, Vcpu, VmState
-from . import structs as s
-from .host import vector_hashing
-from .ioctl import (
+from apicmap.decode import describe_message
+from apicmap.domain.message import IcrInjection, Injection, IoapicInjection, MsiInjection, SelfIpiInjection
+from apicmap.domain.outcome import Effect, EffectKind, Explanation, Outcome
+from apicmap.domain.vm import Vcpu, VmState
+from apicmap.encoding.apic_base import ApicMode
+from apicmap.encoding.kinds import DeliveryMode
+from apicmap.errors import NotExpressible
+from apicmap.kvm import abi as s
+from apicmap.kvm.host import vector_hashing
+from apicmap.kvm.ioctl import (
     KvmIoctlError,
     check_extension,
     ioctl_int,
@@ -476,7 +471,7 @@ class KvmVm:
 
     def _explain(self, injection: Injection, effects: list[Effect], result: int | None,
                  rejected: str | None) -> Explanation:
-        from ..decode import KvmDecodeRules, Refused, decode_for_kvm
+        from apicmap.decode import KvmDecodeRules, Refused, decode_for_kvm
 
         rules = KvmDecodeRules(self._vm.use_32bit_ids, True, True)
         decoded = decode_for_kvm(injection, self._vm, rules)

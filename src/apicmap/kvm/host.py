@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import KvmUnavailable
-from . import structs as s
-from .ioctl import check_extension, ioctl_int, open_kvm
+from apicmap.errors import KvmUnavailable
+from apicmap.kvm import abi as s
+from apicmap.kvm.ioctl import check_extension, ioctl_int, open_kvm
 
 VENDOR_MODULES = ("kvm_intel", "kvm_amd", "kvm_pvm")
 
@@ -44,7 +44,7 @@ def vendor_module() -> str | None:
 
 
 def host_report() -> dict[str, object]:
-    from ..model.policy import policy_for_release
+    from apicmap.model.policy import policy_for_release
 
     release = os.uname().release
     report: dict[str, object] = {"kernel": release, "vendor_module": vendor_module()}

@@ -7,8 +7,8 @@ import errno as errno_mod
 import os
 from typing import Any
 
-from ..errors import ApicmapError, KvmUnavailable
-from . import structs as s
+from apicmap.errors import ApicmapError, KvmUnavailable
+from apicmap.kvm import abi as s
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _ioctl = _libc.ioctl

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from ..message import DeliveryMode, Message, Trigger
-from ..outcome import Effect, EffectKind
-from ..state import Vcpu, VmState
-from .policy import KernelPolicy
+from apicmap.domain.message import Message
+from apicmap.domain.outcome import Effect, EffectKind
+from apicmap.domain.vm import Vcpu, VmState
+from apicmap.encoding.kinds import DeliveryMode, Trigger
+from apicmap.model.policy import KernelPolicy
 
 
 def accept(target: Vcpu, message: Message, vm: VmState, policy: KernelPolicy) -> tuple[Effect | None, str]:

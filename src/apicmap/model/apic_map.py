@@ -9,8 +9,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from ..state import DFR_FLAT, ApicMode, VmState
-from .policy import KernelPolicy, LogicalMapRule, PhysMapRule
+from apicmap.domain.vm import DFR_FLAT, VmState
+from apicmap.encoding.apic_base import ApicMode
+from apicmap.model.policy import KernelPolicy, LogicalMapRule, PhysMapRule
 
 
 class LogicalMode(enum.Enum):

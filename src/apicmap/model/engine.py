@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..decode import KvmDecodeRules, Refused, decode_for_kvm, describe_message
-from ..message import Injection, Message, MsiInjection
-from ..outcome import Explanation, Outcome
-from ..state import VmState
-from .apic_map import ApicMap, build_map
-from .policy import KernelPolicy
-from .resolve import Trace, deliver
+from apicmap.decode import KvmDecodeRules, Refused, decode_for_kvm, describe_message
+from apicmap.domain.message import Injection, Message, MsiInjection
+from apicmap.domain.outcome import Explanation, Outcome
+from apicmap.domain.vm import VmState
+from apicmap.model.apic_map import ApicMap, build_map
+from apicmap.model.policy import KernelPolicy
+from apicmap.model.resolve import Trace, deliver
 
 
 class ModelEngine:

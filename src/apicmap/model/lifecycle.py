@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..decode import KvmDecodeRules, Refused, decode_for_kvm
-from ..message import MsiInjection
-from ..state import ApicMode, Vcpu, VmState, x2apic_ldr
-from .apic_map import ApicMap, build_map
-from .policy import KernelPolicy, PhysMapRule
-from .resolve import deliver
+from apicmap.decode import KvmDecodeRules, Refused, decode_for_kvm
+from apicmap.domain.message import MsiInjection
+from apicmap.domain.vm import Vcpu, VmState, x2apic_ldr
+from apicmap.encoding.apic_base import ApicMode
+from apicmap.model.apic_map import ApicMap, build_map
+from apicmap.model.policy import KernelPolicy, PhysMapRule
+from apicmap.model.resolve import deliver
 
 
 class ModelLifecycle:

@@ -6,8 +6,9 @@ not part of matching: sw-disabled APICs match, then refuse FIXED/LOWEST at accep
 
 from __future__ import annotations
 
-from ..message import DestMode, Shorthand
-from ..state import DFR_CLUSTER, DFR_FLAT, ApicMode, Vcpu
+from apicmap.domain.vm import DFR_CLUSTER, DFR_FLAT, Vcpu
+from apicmap.encoding.apic_base import ApicMode
+from apicmap.encoding.kinds import DestMode, Shorthand
 
 XAPIC_BROADCAST = 0xFF
 X2APIC_BROADCAST = 0xFFFFFFFF

@@ -11,7 +11,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from ..errors import InputError
+from apicmap.errors import InputError
 
 
 class PhysMapRule(enum.Enum):

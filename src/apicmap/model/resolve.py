@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..message import DeliveryMode, DestMode, Message, Shorthand
-from ..outcome import Effect
-from ..state import ApicMode, Vcpu, VmState
-from .accept import accept
-from .apic_map import ApicMap, LogicalMode
-from .match import X2APIC_BROADCAST, XAPIC_BROADCAST, explain_match, match_dest
-from .policy import KernelPolicy, LogicalMapRule
+from apicmap.domain.message import Message
+from apicmap.domain.outcome import Effect
+from apicmap.domain.vm import Vcpu, VmState
+from apicmap.encoding.apic_base import ApicMode
+from apicmap.encoding.kinds import DeliveryMode, DestMode, Shorthand
+from apicmap.model.accept import accept
+from apicmap.model.apic_map import ApicMap, LogicalMode
+from apicmap.model.match import X2APIC_BROADCAST, XAPIC_BROADCAST, explain_match, match_dest
+from apicmap.model.policy import KernelPolicy, LogicalMapRule
 
 
 @dataclass(slots=True)

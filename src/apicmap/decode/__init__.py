@@ -1,0 +1,14 @@
+"""Layer 2: decode an injection (raw encoding) into a ``Message``.
+
+The architecture and KVM decode the same bits differently, so there are two decoders:
+- ``decode_for_kvm`` follows kvm-routing.md §5 (MSI) and §6 (ICR, SELF_IPI), per release;
+- ``decode_for_arch`` follows the SDM (architecture-and-peers.md A6, A10, A11, A12).
+A decoder returns ``Refused`` when the write itself fails (EINVAL, #GP) or nothing is sent.
+"""
+
+from apicmap.decode.arch import ArchDecoded, decode_for_arch
+from apicmap.decode.common import Refused, describe_message, destination
+from apicmap.decode.kvm import KvmDecodeRules, decode_for_kvm
+
+__all__ = ["ArchDecoded", "KvmDecodeRules", "Refused", "decode_for_arch", "decode_for_kvm", "describe_message",
+           "destination"]

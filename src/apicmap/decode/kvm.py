@@ -1,0 +1,94 @@
+"""Decode an injection as KVM does, per release (MSI address_hi, forced level, reserved-bit faults)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apicmap.decode.common import Refused, destination, icr_message, source_mode, split_icr
+from apicmap.domain.message import (
+    IcrInjection,
+    Injection,
+    IoapicInjection,
+    Message,
+    MsiInjection,
+    Origin,
+    SelfIpiInjection,
+    ToSelf,
+)
+from apicmap.domain.vm import VmState
+from apicmap.encoding.apic_base import ApicMode
+from apicmap.encoding.icr import self_ipi_vector
+from apicmap.encoding.ioapic import RedirectionEntry
+from apicmap.encoding.kinds import DeliveryMode, DestMode, Shorthand, Trigger
+from apicmap.encoding.msi import MsiAddress, MsiData, kvm_msi_dest
+from apicmap.errors import EncodingError
+
+
+@dataclass(frozen=True, slots=True)
+class KvmDecodeRules:
+    """The release-dependent parts of KVM's decoding."""
+
+    use_32bit_ids: bool
+    icr_reserved_bits_fault: bool  # v6.12+, kvm-routing.md §6.2
+    self_ipi_reserved_bits_fault: bool  # v6.3+, kvm-routing.md §6.2
+
+
+def decode_for_kvm(injection: Injection, vm: VmState, rules: KvmDecodeRules) -> Message | Refused:
+    match injection:
+        case MsiInjection(address_lo=lo, address_hi=hi, data=raw_data):
+            try:
+                dest_id = kvm_msi_dest(lo, hi, rules.use_32bit_ids)
+            except EncodingError:
+                return Refused(
+                    "KVM_SIGNAL_MSI: EINVAL: with USE_32BIT_IDS address_hi bits 7:0 must be 0 "
+                    "(kvm-routing.md §5)"
+                )
+            address = MsiAddress.from_value(lo)
+            data = MsiData.from_value(raw_data)
+            width = 32 if rules.use_32bit_ids and hi else 8
+            return Message(
+                vector=data.vector,
+                delivery=data.delivery,
+                dest=destination(Shorthand.NONE, dest_id, address.dest_mode, width),
+                dest_id=dest_id,
+                dest_mode=address.dest_mode,
+                trigger=data.trigger,
+                level=True,  # KVM forces level = 1 for MSIs; data bit 14 is ignored (§5)
+                redirection_hint=address.redirection_hint,
+                origin=Origin.MSI,
+            )
+        case IcrInjection():
+            mode = source_mode(injection, vm)
+            if isinstance(mode, Refused):
+                return mode
+            if mode is ApicMode.DISABLED:
+                return Refused("source APIC is hardware-disabled: neither its ICR MSR nor MMIO is decoded (§1.8)")
+            icr, width = split_icr(injection, mode)
+            if mode is ApicMode.X2APIC and rules.icr_reserved_bits_fault and icr.reserved:
+                return Refused(
+                    f"WRMSR 0x830: #GP: reserved ICR bits 0x{icr.reserved:x} set (v6.12+, kvm-routing.md §6.2)"
+                )
+            return icr_message(icr, width, injection.source)
+        case SelfIpiInjection():
+            mode = source_mode(injection, vm)
+            if isinstance(mode, Refused):
+                return mode
+            if mode is not ApicMode.X2APIC:
+                return Refused("WRMSR 0x83F: #GP: SELF_IPI exists only in x2APIC mode (§1.8)")
+            vector, reserved = self_ipi_vector(injection.value)
+            if reserved and rules.self_ipi_reserved_bits_fault:
+                return Refused(f"WRMSR 0x83F: #GP: bits 0x{reserved:x} above the vector set (v6.3+, §6.2)")
+            # KVM sends SELF | vector: FIXED, edge, and no ASSERT bit (§6.2).
+            return Message(vector, DeliveryMode.FIXED, ToSelf(), 0, DestMode.PHYSICAL,
+                           Trigger.EDGE, False, False, Origin.SELF_IPI, injection.source)
+        case IoapicInjection(rte=raw_rte):
+            rte = RedirectionEntry.from_value(raw_rte)
+            if rte.masked:
+                return Refused(f"IOAPIC pin {injection.pin} is masked: nothing is sent")
+            # The in-kernel IOAPIC uses only the 8-bit RTE destination, level 1, no RH (§5).
+            return Message(rte.vector, rte.delivery,
+                           destination(Shorthand.NONE, rte.dest, rte.dest_mode, 8), rte.dest,
+                           rte.dest_mode, rte.trigger, True, False, Origin.IOAPIC)
+    raise TypeError(f"not an injection: {injection!r}")
+
+

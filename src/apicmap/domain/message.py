@@ -1,0 +1,149 @@
+"""Layer 2: one decoded interrupt message with an explicit destination.
+
+Injections (raw encodings: an MSI, an ICR write, a SELF_IPI write, an IOAPIC pin) are what a
+scenario sends. Each engine decodes an injection into a ``Message`` under its own rules (the
+architecture and KVM disagree on e.g. MSI ``address_hi`` and the MSI level bit), then resolves
+the message. ``decode.py`` holds the decoders.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from apicmap.encoding.kinds import DeliveryMode, DestMode, Shorthand, Trigger
+
+
+class Origin(enum.Enum):
+    MSI = "msi"
+    IPI = "ipi"  # an ICR write by a source APIC (x2APIC MSR 0x830 or xAPIC MMIO 0x300)
+    SELF_IPI = "self_ipi"  # x2APIC SELF_IPI MSR 0x83F
+    IOAPIC = "ioapic"
+
+
+# --- Destinations: an algebraic type ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Physical:
+    """Physical destination ID as carried by the encoding (8 or 32 bits)."""
+
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Logical:
+    """Logical destination: the message destination address (MDA)."""
+
+    mda: int
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """All-ones destination in the width of the encoding that carried it.
+
+    ``id`` is 0xFF for 8-bit encodings (xAPIC ICR, IOAPIC RTE, MSI without address_hi) and
+    0xFFFFFFFF for 32-bit ones. Whether a given APIC treats it as a broadcast is up to the
+    engine: KVM, for one, decides per target mode and per quirk (kvm-routing.md §3 step 4, §4.2).
+    """
+
+    id: int
+    dest_mode: DestMode
+
+
+@dataclass(frozen=True, slots=True)
+class ToSelf:
+    """Shorthand SELF (ICR 01b) or an x2APIC SELF_IPI write."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToAll:
+    """Shorthand all-including-self (ICR 10b)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToAllButSelf:
+    """Shorthand all-excluding-self (ICR 11b)."""
+
+
+Destination = Physical | Logical | Broadcast | ToSelf | ToAll | ToAllButSelf
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A decoded interrupt message.
+
+    ``dest_id``/``dest_mode`` keep the raw destination field even for shorthands (where the
+    hardware ignores it), because KVM's descriptor carries them and tests compare them.
+    ``source`` is the sending vCPU's vcpu_id for IPIs, ``None`` for MSI/IOAPIC.
+    """
+
+    vector: int
+    delivery: DeliveryMode
+    dest: Destination
+    dest_id: int
+    dest_mode: DestMode
+    trigger: Trigger
+    level: bool
+    redirection_hint: bool
+    origin: Origin
+    source: int | None = None
+
+    @property
+    def shorthand(self) -> Shorthand:
+        match self.dest:
+            case ToSelf():
+                return Shorthand.SELF
+            case ToAll():
+                return Shorthand.ALL
+            case ToAllButSelf():
+                return Shorthand.ALL_BUT_SELF
+            case _:
+                return Shorthand.NONE
+
+
+# --- Injections: the raw encodings a scenario sends ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MsiInjection:
+    """KVM_SIGNAL_MSI: ``address_lo``/``address_hi``/``data`` exactly as in ``struct kvm_msi``."""
+
+    address_lo: int
+    address_hi: int
+    data: int
+
+
+@dataclass(frozen=True, slots=True)
+class IcrInjection:
+    """The source vCPU writes its ICR, in the source's current mode.
+
+    ``icr`` is always a 64-bit value. x2APIC source: the MSR 0x830 value (destination in
+    bits 63:32). xAPIC source: ICR2 in bits 63:32 (destination in 63:56) and the ICR low
+    word in bits 31:0, as the SDM draws the 64-bit ICR; the write of the low word sends.
+    """
+
+    source: int
+    icr: int
+
+
+@dataclass(frozen=True, slots=True)
+class SelfIpiInjection:
+    """An x2APIC-mode source writes SELF_IPI (MSR 0x83F)."""
+
+    source: int
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class IoapicInjection:
+    """The in-kernel IOAPIC pin ``pin`` programmed with redirection entry ``rte`` fires once.
+
+    Edge entries see one rising edge; level entries see the line held high.
+    """
+
+    pin: int
+    rte: int
+
+
+Injection = MsiInjection | IcrInjection | SelfIpiInjection | IoapicInjection
