@@ -55,8 +55,5 @@ def kvm_engine() -> Iterator[Any]:
         pytest.skip(f"/dev/kvm unavailable: {why}")
     from apicmap.kvm.engine import KvmEngine
 
-    engine = KvmEngine()
-    yield engine
-    close = getattr(engine, "close", None)
-    if close is not None:
-        close()
+    with KvmEngine() as engine:
+        yield engine

@@ -50,9 +50,10 @@ def messages(draw: st.DrawFn, vm: VmState) -> Message:
     dest_mode = draw(st.sampled_from(DestMode))
     delivery = draw(st.sampled_from([DeliveryMode.FIXED, DeliveryMode.LOWEST, DeliveryMode.NMI]))
     rh = source is None and draw(st.booleans())
-    return Message(draw(st.integers(16, 255)), delivery,
-                   destination(Shorthand.NONE, dest, dest_mode, 32 if source is not None else 8), dest,
-                   dest_mode, Trigger.EDGE, True, rh, Origin.IPI if source is not None else Origin.MSI, source)
+    return Message(vector=draw(st.integers(16, 255)), delivery=delivery,
+                   dest=destination(Shorthand.NONE, dest, dest_mode, 32 if source is not None else 8),
+                   trigger=Trigger.EDGE, level=True, redirection_hint=rh,
+                   origin=Origin.IPI if source is not None else Origin.MSI, source=source)
 
 
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -92,8 +93,9 @@ def _both(vm: VmState, message: Message, policy: KernelPolicy = NEWEST) -> tuple
 def msg(dest: int, dest_mode: DestMode = DestMode.PHYSICAL, delivery: DeliveryMode = DeliveryMode.FIXED,
         vector: int = 0x40, source: int | None = None, rh: bool = False) -> Message:
     width = 32 if source is not None or dest > 0xFF else 8
-    return Message(vector, delivery, destination(Shorthand.NONE, dest, dest_mode, width), dest, dest_mode,
-                   Trigger.EDGE, True, rh, Origin.IPI if source is not None else Origin.MSI, source)
+    return Message(vector=vector, delivery=delivery, dest=destination(Shorthand.NONE, dest, dest_mode, width),
+                   trigger=Trigger.EDGE, level=True, redirection_hint=rh,
+                   origin=Origin.IPI if source is not None else Origin.MSI, source=source)
 
 
 def test_named_hotplug_first_wins() -> None:

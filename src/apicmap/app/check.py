@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from apicmap.app.render import print_table, vcpu_set
 from apicmap.app.runner import CaseResult, Check, run_scenario
 from apicmap.domain.outcome import Outcome
+from apicmap.explain import render
 from apicmap.files.scenario import Scenario
 
 
@@ -106,9 +107,9 @@ def print_check(report: CheckReport) -> None:
                 print(f"   {label}: {res.check_detail}")
             exp = res.outcome.explanation
             if exp is not None:
-                print(f"   {label}: {exp.path}")
+                print(f"   {label}: {render(exp.path)}")
                 for note in exp.notes:
-                    print(f"     note: {note}")
+                    print(f"     note: {render(note)}")
                 for vid, reason in exp.reasons:
-                    print(f"     vCPU {vid}: {reason}")
+                    print(f"     vCPU {vid}: {render(reason)}")
     print("\nresult: " + ("ok" if report.ok else "DIFFERENCES or failed expectations"))

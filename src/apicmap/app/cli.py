@@ -13,6 +13,7 @@ from apicmap.app.runner import CaseResult, Check, run_scenario, scenario_policy
 from apicmap.domain.engine import ENGINE_NAMES
 from apicmap.domain.outcome import Outcome
 from apicmap.errors import ApicmapError, InputError
+from apicmap.explain import render
 from apicmap.files.scenario import Scenario, load_scenario
 from apicmap.model.policy import VARIANTS
 
@@ -187,13 +188,13 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             if explanation is None:
                 continue
             print(f"    message: {explanation.message}")
-            print(f"    path:    {explanation.path}")
+            print(f"    path:    {render(explanation.path)}")
             if explanation.map_state:
                 print(f"    map:     {explanation.map_state}")
             for note in explanation.notes:
-                print(f"    note:    {note}")
+                print(f"    note:    {render(note)}")
             for vid, reason in explanation.reasons:
-                print(f"    vCPU {vid:>4}: {reason}")
+                print(f"    vCPU {vid:>4}: {render(reason)}")
     return 0
 
 

@@ -9,6 +9,7 @@ from apicmap.domain.engine import Engine
 from apicmap.domain.outcome import Outcome
 from apicmap.engines import make_engine
 from apicmap.errors import NotExpressible
+from apicmap.explain import outcome_json
 from apicmap.files.scenario import InterruptCase, Scenario
 from apicmap.model.policy import KernelPolicy, policy_for_release
 
@@ -32,7 +33,7 @@ class CaseResult:
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"index": self.case.index, "name": self.case.name}
         if self.outcome is not None:
-            out.update(self.outcome.to_json())
+            out.update(outcome_json(self.outcome))
         else:
             out.update({"receivers": None, "return": None, "not_expressible": self.not_expressible})
         out["expect"] = list(e) if (e := self.case.expected_for(self.engine)) is not None else None

@@ -19,7 +19,7 @@ from apicmap.domain.vm import VmState
 from apicmap.encoding.apic_base import ApicMode
 from apicmap.encoding.icr import self_ipi_vector
 from apicmap.encoding.ioapic import RedirectionEntry
-from apicmap.encoding.kinds import DeliveryMode, DestMode, Shorthand, Trigger
+from apicmap.encoding.kinds import DeliveryMode, Shorthand, Trigger
 from apicmap.encoding.msi import MsiAddress, MsiData
 
 
@@ -53,8 +53,6 @@ def decode_for_arch(injection: Injection, vm: VmState) -> ArchDecoded:
                     delivery=data.delivery,
                     # A 15-bit destination has no all-ones broadcast form: classify it as 32-bit.
                     dest=destination(Shorthand.NONE, dest_id, address.dest_mode, 32 if width == 15 else width),
-                    dest_id=dest_id,
-                    dest_mode=address.dest_mode,
                     trigger=data.trigger,
                     level=data.level if data.trigger is Trigger.LEVEL else True,
                     redirection_hint=address.redirection_hint,
@@ -81,15 +79,17 @@ def decode_for_arch(injection: Injection, vm: VmState) -> ArchDecoded:
             vector, reserved = self_ipi_vector(injection.value)
             if reserved:
                 return ArchDecoded(Refused(f"WRMSR 0x83F: #GP: reserved bits 0x{reserved:x} set (A10)"))
-            return ArchDecoded(Message(vector, DeliveryMode.FIXED, ToSelf(), 0, DestMode.PHYSICAL,
-                                       Trigger.EDGE, True, False, Origin.SELF_IPI, injection.source))
+            return ArchDecoded(Message(vector=vector, delivery=DeliveryMode.FIXED, dest=ToSelf(),
+                                       trigger=Trigger.EDGE, level=True, redirection_hint=False,
+                                       origin=Origin.SELF_IPI, source=injection.source))
         case IoapicInjection(rte=raw_rte):
             rte = RedirectionEntry.from_value(raw_rte)
             if rte.masked:
                 return ArchDecoded(Refused(f"IOAPIC pin {injection.pin} is masked: nothing is sent"))
-            return ArchDecoded(Message(rte.vector, rte.delivery,
-                                       destination(Shorthand.NONE, rte.dest, rte.dest_mode, 8), rte.dest,
-                                       rte.dest_mode, rte.trigger, True, False, Origin.IOAPIC))
+            return ArchDecoded(Message(vector=rte.vector, delivery=rte.delivery,
+                                       dest=destination(Shorthand.NONE, rte.dest, rte.dest_mode, 8),
+                                       trigger=rte.trigger, level=True, redirection_hint=False,
+                                       origin=Origin.IOAPIC))
     raise TypeError(f"not an injection: {injection!r}")
 
 

@@ -22,9 +22,6 @@ from apicmap.encoding.apic_base import ApicMode
 from apicmap.encoding.icr import Icr
 from apicmap.encoding.kinds import DestMode, Shorthand, Trigger
 
-XAPIC_BROADCAST = 0xFF
-X2APIC_BROADCAST = 0xFFFFFFFF
-
 
 @dataclass(frozen=True, slots=True)
 class Refused:
@@ -36,11 +33,11 @@ class Refused:
 def destination(shorthand: Shorthand, dest_id: int, dest_mode: DestMode, width: int) -> Destination:
     """The explicit destination: a shorthand, an all-ones broadcast in the encoding's width, or an ID."""
     if shorthand is Shorthand.SELF:
-        return ToSelf()
+        return ToSelf(dest_id, dest_mode)
     if shorthand is Shorthand.ALL:
-        return ToAll()
+        return ToAll(dest_id, dest_mode)
     if shorthand is Shorthand.ALL_BUT_SELF:
-        return ToAllButSelf()
+        return ToAllButSelf(dest_id, dest_mode)
     all_ones = (1 << width) - 1
     if dest_id == all_ones:
         return Broadcast(dest_id, dest_mode)
@@ -54,8 +51,6 @@ def icr_message(icr: Icr, width: int, source: int) -> Message:
         vector=icr.vector,
         delivery=icr.delivery,
         dest=destination(icr.shorthand, icr.dest, icr.dest_mode, width),
-        dest_id=icr.dest,
-        dest_mode=icr.dest_mode,
         trigger=icr.trigger,
         level=icr.level,
         redirection_hint=False,

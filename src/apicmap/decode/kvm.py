@@ -19,7 +19,7 @@ from apicmap.domain.vm import VmState
 from apicmap.encoding.apic_base import ApicMode
 from apicmap.encoding.icr import self_ipi_vector
 from apicmap.encoding.ioapic import RedirectionEntry
-from apicmap.encoding.kinds import DeliveryMode, DestMode, Shorthand, Trigger
+from apicmap.encoding.kinds import DeliveryMode, Shorthand, Trigger
 from apicmap.encoding.msi import MsiAddress, MsiData, kvm_msi_dest
 from apicmap.errors import EncodingError
 
@@ -50,8 +50,6 @@ def decode_for_kvm(injection: Injection, vm: VmState, rules: KvmDecodeRules) -> 
                 vector=data.vector,
                 delivery=data.delivery,
                 dest=destination(Shorthand.NONE, dest_id, address.dest_mode, width),
-                dest_id=dest_id,
-                dest_mode=address.dest_mode,
                 trigger=data.trigger,
                 level=True,  # KVM forces level = 1 for MSIs; data bit 14 is ignored (§5)
                 redirection_hint=address.redirection_hint,
@@ -79,16 +77,16 @@ def decode_for_kvm(injection: Injection, vm: VmState, rules: KvmDecodeRules) -> 
             if reserved and rules.self_ipi_reserved_bits_fault:
                 return Refused(f"WRMSR 0x83F: #GP: bits 0x{reserved:x} above the vector set (v6.3+, §6.2)")
             # KVM sends SELF | vector: FIXED, edge, and no ASSERT bit (§6.2).
-            return Message(vector, DeliveryMode.FIXED, ToSelf(), 0, DestMode.PHYSICAL,
-                           Trigger.EDGE, False, False, Origin.SELF_IPI, injection.source)
+            return Message(vector=vector, delivery=DeliveryMode.FIXED, dest=ToSelf(), trigger=Trigger.EDGE,
+                           level=False, redirection_hint=False, origin=Origin.SELF_IPI, source=injection.source)
         case IoapicInjection(rte=raw_rte):
             rte = RedirectionEntry.from_value(raw_rte)
             if rte.masked:
                 return Refused(f"IOAPIC pin {injection.pin} is masked: nothing is sent")
             # The in-kernel IOAPIC uses only the 8-bit RTE destination, level 1, no RH (§5).
-            return Message(rte.vector, rte.delivery,
-                           destination(Shorthand.NONE, rte.dest, rte.dest_mode, 8), rte.dest,
-                           rte.dest_mode, rte.trigger, True, False, Origin.IOAPIC)
+            return Message(vector=rte.vector, delivery=rte.delivery,
+                           dest=destination(Shorthand.NONE, rte.dest, rte.dest_mode, 8), trigger=rte.trigger,
+                           level=True, redirection_hint=False, origin=Origin.IOAPIC)
     raise TypeError(f"not an injection: {injection!r}")
 
 

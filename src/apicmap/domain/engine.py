@@ -8,7 +8,8 @@ leak into the next.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Protocol, Self
 
 from apicmap.domain.message import Injection
 from apicmap.domain.outcome import Outcome
@@ -18,13 +19,23 @@ ENGINE_NAMES = ("arch", "model", "kvm")
 
 
 class PreparedVm(Protocol):
+    """A VM state an engine has prepared; deliveries are judged against it, one by one."""
+
     def deliver(self, injection: Injection, *, explain: bool = False) -> Outcome:
         """Deliver one injection and report who accepted it."""
+        ...
+
+    def deliver_many(self, injections: Sequence[Injection], *, explain: bool = False) -> list[Outcome]:
+        """Deliver each injection independently (as ``deliver`` would), possibly in one batch."""
         ...
 
     def close(self) -> None:
         """Release resources (file descriptors for the kvm engine)."""
         ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 class Engine(Protocol):
@@ -32,10 +43,42 @@ class Engine(Protocol):
 
     def prepare(self, vm: VmState) -> PreparedVm: ...
 
+    def close(self) -> None:
+        """Release what the engine keeps between VMs (the kvm engine's reusable VMs)."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class Closing:
+    """``close()`` that does nothing, and ``with`` support that calls it: a base for engines."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PreparedBase(Closing):
+    """A base for prepared VMs: ``deliver_many`` delivers one by one unless a subclass batches."""
+
+    __slots__ = ()
+
+    def deliver(self, injection: Injection, *, explain: bool = False) -> Outcome:
+        raise NotImplementedError
+
+    def deliver_many(self, injections: Sequence[Injection], *, explain: bool = False) -> list[Outcome]:
+        return [self.deliver(i, explain=explain) for i in injections]
+
 
 def deliver_once(engine: Engine, vm: VmState, injection: Injection, *, explain: bool = False) -> Outcome:
-    prepared = engine.prepare(vm)
-    try:
+    with engine.prepare(vm) as prepared:
         return prepared.deliver(injection, explain=explain)
-    finally:
-        prepared.close()

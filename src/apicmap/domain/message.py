@@ -3,7 +3,7 @@
 Injections (raw encodings: an MSI, an ICR write, a SELF_IPI write, an IOAPIC pin) are what a
 scenario sends. Each engine decodes an injection into a ``Message`` under its own rules (the
 architecture and KVM disagree on e.g. MSI ``address_hi`` and the MSI level bit), then resolves
-the message. ``decode.py`` holds the decoders.
+the message. ``apicmap.decode`` holds the decoders.
 """
 
 from __future__ import annotations
@@ -23,12 +23,21 @@ class Origin(enum.Enum):
 
 # --- Destinations: an algebraic type ------------------------------------------------------------
 
+XAPIC_BROADCAST = 0xFF
+"""All ones in an 8-bit destination (xAPIC ICR2 bits 63:56, MSI address bits 19:12, RTE bits 63:56)."""
+X2APIC_BROADCAST = 0xFFFFFFFF
+"""All ones in a 32-bit x2APIC destination (SDM Vol. 3A 11.12.9, "ICR Operation in x2APIC Mode")."""
+
 
 @dataclass(frozen=True, slots=True)
 class Physical:
     """Physical destination ID as carried by the encoding (8 or 32 bits)."""
 
     id: int
+
+    @property
+    def address(self) -> tuple[int, DestMode]:
+        return self.id, DestMode.PHYSICAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +46,10 @@ class Logical:
 
     mda: int
 
+    @property
+    def address(self) -> tuple[int, DestMode]:
+        return self.mda, DestMode.LOGICAL
+
 
 @dataclass(frozen=True, slots=True)
 class Broadcast:
@@ -44,45 +57,65 @@ class Broadcast:
 
     ``id`` is 0xFF for 8-bit encodings (xAPIC ICR, IOAPIC RTE, MSI without address_hi) and
     0xFFFFFFFF for 32-bit ones. Whether a given APIC treats it as a broadcast is up to the
-    engine: KVM, for one, decides per target mode and per quirk (kvm-routing.md §3 step 4, §4.2).
+    engine: KVM compares the numeric ``address`` with each target's own all-ones value, and
+    applies its MSI broadcast quirk (docs/routing.md, "Broadcasts").
     """
 
     id: int
     dest_mode: DestMode
 
+    @property
+    def address(self) -> tuple[int, DestMode]:
+        return self.id, self.dest_mode
+
 
 @dataclass(frozen=True, slots=True)
-class ToSelf:
+class _Shorthand:
+    """A shorthand destination. ``icr_dest``/``icr_dest_mode`` keep the ICR destination field,
+    which the architecture ignores with a shorthand (SDM Vol. 3A 11.6.1, "Destination Shorthand")
+    but KVM still reads for one rule: ``kvm_irq_delivery_to_apic`` turns a lowest-priority
+    message whose destination field is physical 0xFF into a fixed one, shorthand or not."""
+
+    icr_dest: int = 0
+    icr_dest_mode: DestMode = DestMode.PHYSICAL
+
+    @property
+    def address(self) -> tuple[int, DestMode]:
+        return self.icr_dest, self.icr_dest_mode
+
+
+@dataclass(frozen=True, slots=True)
+class ToSelf(_Shorthand):
     """Shorthand SELF (ICR 01b) or an x2APIC SELF_IPI write."""
 
 
 @dataclass(frozen=True, slots=True)
-class ToAll:
+class ToAll(_Shorthand):
     """Shorthand all-including-self (ICR 10b)."""
 
 
 @dataclass(frozen=True, slots=True)
-class ToAllButSelf:
+class ToAllButSelf(_Shorthand):
     """Shorthand all-excluding-self (ICR 11b)."""
 
 
+Addressed = Physical | Logical | Broadcast
+"""A destination that names APICs by ID or MDA; ``.address`` gives the numeric value and mode."""
 Destination = Physical | Logical | Broadcast | ToSelf | ToAll | ToAllButSelf
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
     """A decoded interrupt message.
 
-    ``dest_id``/``dest_mode`` keep the raw destination field even for shorthands (where the
-    hardware ignores it), because KVM's descriptor carries them and tests compare them.
+    ``dest`` is the only destination form: a shorthand or an addressed destination. A shorthand
+    ignores the ICR destination field (SDM Vol. 3A 11.6.1), so none is kept for it.
     ``source`` is the sending vCPU's vcpu_id for IPIs, ``None`` for MSI/IOAPIC.
     """
 
     vector: int
     delivery: DeliveryMode
     dest: Destination
-    dest_id: int
-    dest_mode: DestMode
     trigger: Trigger
     level: bool
     redirection_hint: bool
@@ -100,6 +133,13 @@ class Message:
                 return Shorthand.ALL_BUT_SELF
             case _:
                 return Shorthand.NONE
+
+    @property
+    def lowest_priority(self) -> bool:
+        """Lowest-priority arbitration applies: delivery mode LOWEST, or an MSI whose redirection
+        hint is set (SDM Vol. 3A 11.11.1: RH=1 "the message is directed to the processor with the
+        lowest interrupt priority"; KVM's ``kvm_lowest_prio_delivery``)."""
+        return self.delivery is DeliveryMode.LOWEST or self.redirection_hint
 
 
 # --- Injections: the raw encodings a scenario sends ------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from apicmap.domain.reasons import Reason
+
 
 class Verdict(enum.Enum):
     """Per-vCPU answer. The architecture engine uses all three; KVM engines never say UNDEFINED."""
@@ -40,33 +42,28 @@ class Effect:
         return str(self.kind.value).upper()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Explanation:
-    """Why an engine decided what it did. Built only when asked for (``explain=True``)."""
+    """Why an engine decided what it did. Built only when asked for (``explain=True``).
 
-    message: str  # the decoded message, one line
-    path: str  # e.g. "fast path", "slow path: map disabled (physical ID 0x01 aliased)"
+    ``path`` and ``reasons`` are reason codes; ``apicmap.explain`` turns them into words.
+    ``message`` describes the decoded message and ``map_state`` the model's optimized map.
+    """
+
+    message: str
+    path: Reason
     map_state: str | None = None
-    reasons: tuple[tuple[int, str], ...] = ()  # (vcpu_id, reason), creation order
-    notes: tuple[str, ...] = ()
+    reasons: tuple[tuple[int, Reason], ...] = ()  # (vcpu_id, reason), creation order
+    notes: tuple[Reason, ...] = ()
 
-    def reason_for(self, vcpu_id: int) -> str | None:
-        for vid, text in self.reasons:
+    def reason_for(self, vcpu_id: int) -> Reason | None:
+        for vid, reason in self.reasons:
             if vid == vcpu_id:
-                return text
+                return reason
         return None
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "message": self.message,
-            "path": self.path,
-            "map": self.map_state,
-            "reasons": {str(v): r for v, r in self.reasons},
-            "notes": list(self.notes),
-        }
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
     """What happened to one injection.
 
@@ -115,6 +112,4 @@ class Outcome:
         }
         if self.undefined:
             out["undefined"] = list(self.undefined)
-        if self.explanation is not None:
-            out["explanation"] = self.explanation.to_json()
         return out

@@ -85,9 +85,7 @@ class Campaign:
                 self._chunk(model_engine, other, profile, database, chunk)
                 chunk += 1
         finally:
-            close = getattr(other, "close", None)
-            if close is not None:
-                close()
+            other.close()
         return self.findings
 
     def _enough(self) -> bool:

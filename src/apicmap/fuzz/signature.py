@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-import re
-
 from apicmap.decode import KvmDecodeRules, Refused, decode_for_kvm
 from apicmap.domain.message import Injection, Message
 from apicmap.domain.outcome import Outcome
+from apicmap.domain.reasons import Code, Reason
 from apicmap.domain.vm import VmState
 from apicmap.encoding.kinds import DeliveryMode, DestMode
 from apicmap.known.catalogue import physical_aliases
 
-_NUMBERS = re.compile(r"0x[0-9a-f]+|\b\d+\b")
-
 
 def rule_of(vm: VmState, message: Message | None, model: Outcome) -> str:
-    """The KVM rule a divergence involves, from the model's own explanation of its path."""
+    """The KVM rule a divergence involves, from the reason codes of the model's path (never its words)."""
     if message is None:
         return "decoding"
-    path = model.explanation.path if model.explanation else ""
-    if message.dest_mode is DestMode.PHYSICAL and physical_aliases(vm) and message.shorthand.value == 0:
+    if message.dest.address[1] is DestMode.PHYSICAL and physical_aliases(vm) and message.shorthand.value == 0:
         return "physical ID aliasing (5b84b0291702)"
-    return _NUMBERS.sub("N", path).split(" (")[0] or "unknown path"
+    if model.explanation is None:
+        return "unknown path"
+    path = model.explanation.path
+    rule = path.code.value
+    if path.code is Code.PATH_FAST_LOGICAL:
+        rule += f":{path.arg('mode')}"
+    elif path.code is Code.PATH_SLOW_AFTER_BAIL:
+        why = path.arg("why")
+        assert isinstance(why, Reason)
+        rule += f":{why.code.value}"
+    return rule
 
 
 def signature(vm: VmState, injection: Injection, model: Outcome, other: Outcome) -> tuple[str, str]:
@@ -52,5 +58,5 @@ def signature(vm: VmState, injection: Injection, model: Outcome, other: Outcome)
     if rule.startswith("physical ID aliasing"):
         return f"{rule}|{shape}", rule
     mode = decoded.delivery.label if decoded else "-"
-    dest_mode = decoded.dest_mode.name.lower() if decoded else "-"
+    dest_mode = decoded.dest.address[1].name.lower() if decoded else "-"
     return f"{kind}|{mode}|{dest_mode}|{rule}|{shape}", rule

@@ -29,7 +29,7 @@ class KnownDifference:
 
 
 def _lowest(m: Message | None) -> bool:
-    return m is not None and (m.delivery is DeliveryMode.LOWEST or m.redirection_hint)
+    return m is not None and m.lowest_priority
 
 
 def _only_undefined(vm: VmState, i: Injection, m: Message | None, model: Outcome, arch: Outcome) -> bool:
@@ -47,22 +47,22 @@ def _msi_einval(vm: VmState, i: Injection, m: Message | None, model: Outcome, ar
 
 def _sw_disabled_logical(vm: VmState, i: Injection, m: Message | None, model: Outcome, arch: Outcome) -> bool:
     missing = set(arch.receivers) - set(model.receivers)
-    return m is not None and m.dest_mode is DestMode.LOGICAL and bool(missing) and \
+    return m is not None and m.dest.address[1] is DestMode.LOGICAL and bool(missing) and \
         all(not vm.vcpu(v).sw_enabled for v in missing)
 
 
 def _wide_mda(vm: VmState, i: Injection, m: Message | None, model: Outcome, arch: Outcome) -> bool:
-    return m is not None and m.dest_mode is DestMode.LOGICAL and 0xFF < m.dest_id < 0xFFFFFFFF and \
+    return m is not None and m.dest.address[1] is DestMode.LOGICAL and 0xFF < m.dest.address[0] < 0xFFFFFFFF and \
         any(v.present and v.mode is ApicMode.XAPIC for v in vm.vcpus)
 
 
 def _raw_dfr(vm: VmState, i: Injection, m: Message | None, model: Outcome, arch: Outcome) -> bool:
-    return m is not None and m.dest_mode is DestMode.LOGICAL and any(
+    return m is not None and m.dest.address[1] is DestMode.LOGICAL and any(
         v.present and v.mode is ApicMode.XAPIC and v.ldr and v.dfr not in (DFR_FLAT, DFR_CLUSTER) for v in vm.vcpus)
 
 
 def _xapic_lowest_or_mixed(vm: VmState, i: Injection, m: Message | None, model: Outcome, arch: Outcome) -> bool:
-    return m is not None and m.dest_mode is DestMode.LOGICAL and len({v.mode for v in vm.vcpus if v.present}) > 1
+    return m is not None and m.dest.address[1] is DestMode.LOGICAL and len({v.mode for v in vm.vcpus if v.present}) > 1
 
 
 CATALOGUE: tuple[KnownDifference, ...] = (
@@ -70,7 +70,7 @@ CATALOGUE: tuple[KnownDifference, ...] = (
                     "With USE_32BIT_IDS KVM keeps first-wins for aliased physical IDs; the architecture "
                     "delivers to every match (kvm-routing.md §7, errata 'x2APIC').",
                     "catalogue/use-32bit-ids-aliasing.toml",
-                    lambda vm, i, m, model, arch: m is not None and m.dest_mode is DestMode.PHYSICAL
+                    lambda vm, i, m, model, arch: m is not None and m.dest.address[1] is DestMode.PHYSICAL
                     and physical_aliases(vm)),
     KnownDifference("broadcast-quirk",
                     "KVM turns an 8-bit 0xFF MSI into the x2APIC broadcast for x2APIC-mode targets "
@@ -78,15 +78,15 @@ CATALOGUE: tuple[KnownDifference, ...] = (
                     "catalogue/broadcast-quirk.toml",
                     # With the quirk on, 0xFF is the MSI broadcast and 0xFFFFFFFF is none (§3 step 4).
                     lambda vm, i, m, model, arch: m is not None and m.source is None
-                    and m.dest_id in (0xFF, 0xFFFFFFFF)),
+                    and m.dest.address[0] in (0xFF, 0xFFFFFFFF)),
     KnownDifference("hotplug-hack",
                     "KVM compares a physical destination above 0xFF with the vcpu_id even for xAPIC-mode "
                     "vCPUs (slow path always, map with USE_32BIT_IDS; kvm-routing.md §2.3, §4.2); an xAPIC ID "
                     "has 8 bits (A4).",
                     "catalogue/hotplug-hack.toml",
-                    lambda vm, i, m, model, arch: m is not None and m.dest_mode is DestMode.PHYSICAL
-                    and m.dest_id > 0xFF and any(v.present and v.mode is ApicMode.XAPIC and v.vcpu_id == m.dest_id
-                                                 for v in vm.vcpus)),
+                    lambda vm, i, m, model, arch: m is not None and m.dest.address[1] is DestMode.PHYSICAL
+                    and m.dest.address[0] > 0xFF and any(
+                        v.present and v.mode is ApicMode.XAPIC and v.vcpu_id == m.dest.address[0] for v in vm.vcpus)),
     KnownDifference("architecturally-undefined",
                     "The architecture leaves the case undefined or model-specific; KVM picks a behaviour.",
                     "catalogue/undefined-mixed-mode.toml", _only_undefined),

@@ -8,12 +8,11 @@ and that no unnamed difference exists.
 
 from __future__ import annotations
 
-from apicmap.domain.message import Message
+from apicmap.domain.message import X2APIC_BROADCAST, XAPIC_BROADCAST, Message
 from apicmap.domain.vm import DFR_CLUSTER, DFR_FLAT, VmState
 from apicmap.encoding.apic_base import ApicMode
-from apicmap.encoding.kinds import DeliveryMode, DestMode, Shorthand
+from apicmap.encoding.kinds import DestMode, Shorthand
 from apicmap.model.apic_map import ApicMap, LogicalMode
-from apicmap.model.match import X2APIC_BROADCAST, XAPIC_BROADCAST
 from apicmap.model.policy import KernelPolicy, PhysMapRule
 
 # Names of the documented differences (kvm-routing.md sections in brackets).
@@ -38,11 +37,11 @@ def fast_slow_difference(vm: VmState, amap: ApicMap, policy: KernelPolicy, messa
     if message.shorthand is not Shorthand.NONE or amap.phys is None:
         return reasons  # shorthands other than SELF and NULL maps always take the slow path
     present = [v for v in vm.vcpus if v.present]
-    dest = message.dest_id
+    dest, dest_mode = message.dest.address
     if dest in (XAPIC_BROADCAST, X2APIC_BROADCAST):
         reasons.append(BROADCAST_MISMATCH)
-    lowest = message.delivery is DeliveryMode.LOWEST or message.redirection_hint
-    if message.dest_mode is DestMode.PHYSICAL:
+    lowest = message.lowest_priority
+    if dest_mode is DestMode.PHYSICAL:
         hacked = vm.use_32bit_ids or policy.phys_map is PhysMapRule.FIRST_WINS_HOTPLUG
         ids = [v.vcpu_id if v.mode is ApicMode.X2APIC else v.xapic_id for v in present]
         aliased = len(set(ids)) != len(ids) or any(

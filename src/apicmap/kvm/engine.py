@@ -21,8 +21,10 @@ import resource
 from dataclasses import dataclass, field
 
 from apicmap.decode import describe_message
+from apicmap.domain.engine import Closing, PreparedBase
 from apicmap.domain.message import IcrInjection, Injection, IoapicInjection, MsiInjection, SelfIpiInjection
 from apicmap.domain.outcome import Effect, EffectKind, Explanation, Outcome
+from apicmap.domain.reasons import Code, because
 from apicmap.domain.vm import Vcpu, VmState
 from apicmap.encoding.apic_base import ApicMode
 from apicmap.encoding.kinds import DeliveryMode
@@ -119,7 +121,7 @@ class _RealVm:
         os.close(self.vm_fd)
 
 
-class KvmEngine:
+class KvmEngine(Closing):
     """The real kernel. VMs are reused across ``prepare`` calls with the same vCPU ids and flags."""
 
     name = "kvm"
@@ -253,7 +255,7 @@ def set_msr(fd: int, index: int, value: int, what: str) -> bool:
     return written == 1
 
 
-class KvmVm:
+class KvmVm(PreparedBase):
     """A prepared real VM: deliver injections, observe, restore."""
 
     def __init__(self, engine: KvmEngine, real: _RealVm, vm: VmState) -> None:
@@ -323,7 +325,8 @@ class KvmVm:
         explanation = None
         if explain:
             explanation = self._explain(injection, effects, result, rejected)
-        return Outcome("kvm", receivers, tuple(effects), result, rejected, (), explanation)
+        return Outcome(engine="kvm", receivers=receivers, effects=tuple(effects), result=result, rejected=rejected,
+                       explanation=explanation)
 
     def _check_expressible(self, injection: Injection, mode: DeliveryMode, rh: bool) -> None:
         if isinstance(injection, IcrInjection):
@@ -479,13 +482,14 @@ class KvmVm:
         by_vcpu: dict[int, list[str]] = {}
         for e in effects:
             by_vcpu.setdefault(e.vcpu_id, []).append(e.describe())
-        notes = [f"KVM_SIGNAL_MSI returned {result}"] if result is not None else []
+        notes = [because(Code.SIGNAL_MSI_RETURNED, r=result)] if result is not None else []
         if rejected:
-            notes.append(rejected)
+            notes.append(because(Code.NOTE_REFUSED, detail=rejected))
         return Explanation(
             message=message,
-            path="kvm: observed on the real kernel",
-            reasons=tuple((v.vcpu_id, ", ".join(by_vcpu[v.vcpu_id]) if v.vcpu_id in by_vcpu else "no effect")
+            path=because(Code.PATH_OBSERVED),
+            reasons=tuple((v.vcpu_id, because(Code.OBSERVED, effects=", ".join(by_vcpu[v.vcpu_id]))
+                           if v.vcpu_id in by_vcpu else because(Code.OBSERVED_NOTHING))
                           for v in self._vm.vcpus),
             notes=tuple(notes),
         )

@@ -1,38 +1,40 @@
-"""Layer 5 (KVM): what acceptance does per delivery mode, ``__apic_accept_irq`` (kvm-routing.md §6.4)."""
+"""Layer 5 (KVM): what acceptance does per delivery mode, ``__apic_accept_irq``
+(docs/routing.md#kvm-ipis-and-acceptance)."""
 
 from __future__ import annotations
 
 from apicmap.domain.message import Message
 from apicmap.domain.outcome import Effect, EffectKind
+from apicmap.domain.reasons import Code, Reason, because
 from apicmap.domain.vm import Vcpu, VmState
 from apicmap.encoding.kinds import DeliveryMode, Trigger
 from apicmap.model.policy import KernelPolicy
 
 
-def accept(target: Vcpu, message: Message, vm: VmState, policy: KernelPolicy) -> tuple[Effect | None, str]:
+def accept(target: Vcpu, message: Message, vm: VmState, policy: KernelPolicy) -> tuple[Effect | None, Reason]:
     """(effect or None if discarded, reason). The caller counts 1 per effect."""
     mode = message.delivery
     vid = target.vcpu_id
     if mode in (DeliveryMode.FIXED, DeliveryMode.LOWEST):
-        # LOWEST bumps apic_arb_prio first, even if then refused (§6.4); the caller tracks it.
+        # LOWEST bumps apic_arb_prio first, even if then refused; the caller tracks it.
         if message.trigger is Trigger.LEVEL and not message.level:
-            return None, f"{mode.label.upper()} level de-assert: discarded (KVM-specific)"
+            return None, because(Code.ACCEPT_LEVEL_DEASSERT, delivery=mode.label.upper())
         if not target.sw_enabled:
-            return None, f"software-disabled: {mode.label.upper()} refused"
+            return None, because(Code.ACCEPT_SW_DISABLED, delivery=mode.label.upper())
         return (Effect(vid, EffectKind.IRR, message.vector, message.trigger is Trigger.LEVEL),
-                f"IRR 0x{message.vector:02x} set")
+                because(Code.ACCEPT_IRR, vector=message.vector))
     if mode is DeliveryMode.NMI:
-        return Effect(vid, EffectKind.NMI), "NMI pending"
+        return Effect(vid, EffectKind.NMI), because(Code.ACCEPT_NMI)
     if mode is DeliveryMode.SMI:
         if policy.smi_needs_smm and not vm.smm:
-            return None, "SMI refused: the VM does not support SMM (v6.2+)"
-        return Effect(vid, EffectKind.SMI), "SMI pending"
+            return None, because(Code.ACCEPT_SMI_NO_SMM)
+        return Effect(vid, EffectKind.SMI), because(Code.ACCEPT_SMI)
     if mode is DeliveryMode.INIT:
         if message.trigger is Trigger.LEVEL and not message.level:
-            return None, "INIT level de-assert: ignored"
-        return Effect(vid, EffectKind.INIT), "INIT latched"
+            return None, because(Code.ACCEPT_INIT_DEASSERT)
+        return Effect(vid, EffectKind.INIT), because(Code.ACCEPT_INIT)
     if mode is DeliveryMode.SIPI:
-        return Effect(vid, EffectKind.SIPI, message.vector), f"SIPI 0x{message.vector:02x} latched"
+        return Effect(vid, EffectKind.SIPI, message.vector), because(Code.ACCEPT_SIPI, vector=message.vector)
     if mode is DeliveryMode.REMRD:
-        return Effect(vid, EffectKind.KICK), "REMRD: PV kick (pv_unhalted)"
-    return None, "EXTINT: ignored by the local APIC"
+        return Effect(vid, EffectKind.KICK), because(Code.ACCEPT_KICK)
+    return None, because(Code.ACCEPT_EXTINT_IGNORED)

@@ -5,15 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from apicmap.decode import KvmDecodeRules, Refused, decode_for_kvm, describe_message
+from apicmap.domain.engine import Closing, PreparedBase
 from apicmap.domain.message import Injection, Message, MsiInjection
 from apicmap.domain.outcome import Explanation, Outcome
+from apicmap.domain.reasons import Code, because
 from apicmap.domain.vm import VmState
 from apicmap.model.apic_map import ApicMap, build_map
 from apicmap.model.policy import KernelPolicy
 from apicmap.model.resolve import Trace, deliver
 
 
-class ModelEngine:
+class ModelEngine(Closing):
     def __init__(self, policy: KernelPolicy) -> None:
         self.policy = policy
         self.name = "model"
@@ -23,7 +25,7 @@ class ModelEngine:
 
 
 @dataclass(slots=True)
-class ModelVm:
+class ModelVm(PreparedBase):
     vm: VmState
     policy: KernelPolicy
     amap: ApicMap
@@ -57,10 +59,10 @@ class ModelVm:
         if isinstance(message, Refused):
             explanation = None
             if explain:
-                explanation = Explanation(message="(refused before delivery)", path="none",
+                explanation = Explanation(message="(refused before delivery)", path=because(Code.PATH_REFUSED),
                                           map_state=self.amap.describe(self.vm),
-                                          notes=(message.reason,))
-            return Outcome("model", (), (), None, message.reason, (), explanation)
+                                          notes=(because(Code.NOTE_REFUSED, detail=message.reason),))
+            return Outcome(engine="model", receivers=(), rejected=message.reason, explanation=explanation)
         trace = Trace() if explain else None
         r, effects = deliver(self.vm, self.amap, self.policy, message, trace)
         receivers = tuple(sorted({e.vcpu_id for e in effects}))
@@ -69,16 +71,15 @@ class ModelVm:
         if trace is not None:
             notes = list(trace.notes)
             if result is None:
-                notes.append(f"internal delivery result r = {r} (not visible to the sender)")
+                notes.append(because(Code.NOTE_INTERNAL_RESULT, r=r))
             explanation = Explanation(
                 message=describe_message(message),
                 path=trace.path,
                 map_state=self.amap.describe(self.vm),
-                reasons=tuple((v.vcpu_id, trace.reasons.get(v.vcpu_id, "not considered"))
+                reasons=tuple((v.vcpu_id, trace.reasons.get(v.vcpu_id, because(Code.NOT_CONSIDERED)))
                               for v in self.vm.vcpus),
                 notes=tuple(notes),
             )
-        return Outcome("model", receivers, tuple(effects), result, None, (), explanation)
+        return Outcome(engine="model", receivers=receivers, effects=tuple(effects), result=result,
+                       explanation=explanation)
 
-    def close(self) -> None:
-        return None

@@ -1,4 +1,4 @@
-"""Layer 3 (KVM): the per-APIC predicate of the slow path, ``kvm_apic_match_dest`` (kvm-routing.md §4.2).
+"""Layer 3 (KVM): the per-APIC predicate of the slow path, ``kvm_apic_match_dest`` (docs/routing.md#kvm-slow-path).
 
 Like Xen's ``vlapic_match_dest`` it takes both the target and the source. Software enable is
 not part of matching: sw-disabled APICs match, then refuse FIXED/LOWEST at acceptance.
@@ -6,18 +6,27 @@ not part of matching: sw-disabled APICs match, then refuse FIXED/LOWEST at accep
 
 from __future__ import annotations
 
+from apicmap.domain.message import (
+    X2APIC_BROADCAST,
+    XAPIC_BROADCAST,
+    Broadcast,
+    Destination,
+    Logical,
+    Physical,
+    ToAll,
+    ToAllButSelf,
+    ToSelf,
+)
+from apicmap.domain.reasons import Code, Reason, because
 from apicmap.domain.vm import DFR_CLUSTER, DFR_FLAT, Vcpu
 from apicmap.encoding.apic_base import ApicMode
-from apicmap.encoding.kinds import DestMode, Shorthand
-
-XAPIC_BROADCAST = 0xFF
-X2APIC_BROADCAST = 0xFFFFFFFF
+from apicmap.encoding.kinds import DestMode
 
 
 def message_destination_address(target: Vcpu, source: Vcpu | None, dest_id: int,
                                 broadcast_quirk: bool) -> int:
     """``kvm_apic_mda``: the in-kernel IOAPIC/MSI broadcast quirk turns 0xFF into the x2APIC
-    broadcast for x2APIC-mode targets when there is no source (§4.2)."""
+    broadcast for x2APIC-mode targets when there is no source (docs/routing.md#kvm-slow-path)."""
     if broadcast_quirk and source is None and dest_id == XAPIC_BROADCAST and target.mode is ApicMode.X2APIC:
         return X2APIC_BROADCAST
     return dest_id
@@ -30,8 +39,9 @@ def is_broadcast_for(target: Vcpu, mda: int) -> bool:
 def match_physical(target: Vcpu, mda: int) -> bool:
     if is_broadcast_for(target, mda):
         return True
-    # Hotplug hack, in every release >= 4.10 and never gated by x2apic_format: an MDA that
-    # cannot be an xAPIC ID is compared with the vcpu_id (x2APIC ID) even in xAPIC mode.
+    # Hotplug hack, in every release >= 4.11 and never gated by x2apic_format: an MDA that
+    # cannot be an xAPIC ID is compared with the vcpu_id (x2APIC ID) even in xAPIC mode
+    # (5bd5db385b3e "KVM: x86: allow hotplug of VCPU with APIC ID over 0xff").
     if target.mode is ApicMode.X2APIC or mda > 0xFF:
         return mda == target.vcpu_id
     return mda == target.xapic_id
@@ -44,7 +54,8 @@ def match_logical(target: Vcpu, mda: int) -> bool:
         ldr = target.effective_ldr
         return (ldr >> 16) == (mda >> 16) and (ldr & mda & 0xFFFF) != 0
     logical_id = (target.ldr >> 24) & 0xFF
-    # KVM compares the whole 32-bit DFR register: any other value matches nothing (§1.5).
+    # KVM compares the whole 32-bit DFR register: any other value matches nothing
+    # (kvm_apic_match_logical_addr; docs/routing.md#kvm-apic-state).
     if target.dfr == DFR_FLAT:
         return (logical_id & mda) != 0
     if target.dfr == DFR_CLUSTER:
@@ -52,49 +63,54 @@ def match_logical(target: Vcpu, mda: int) -> bool:
     return False
 
 
-def match_dest(target: Vcpu, source: Vcpu | None, shorthand: Shorthand, dest_id: int,
-               dest_mode: DestMode, broadcast_quirk: bool) -> bool:
-    if shorthand is Shorthand.NONE:
-        mda = message_destination_address(target, source, dest_id, broadcast_quirk)
-        if dest_mode is DestMode.PHYSICAL:
-            return match_physical(target, mda)
-        return match_logical(target, mda)
-    if shorthand is Shorthand.SELF:
-        return source is not None and target.vcpu_id == source.vcpu_id
-    if shorthand is Shorthand.ALL:
-        return True
-    return source is None or target.vcpu_id != source.vcpu_id
+def match_dest(target: Vcpu, source: Vcpu | None, dest: Destination, broadcast_quirk: bool) -> bool:
+    """``kvm_apic_match_dest``: does ``target`` recognise itself in ``dest``?"""
+    match dest:
+        case ToSelf():
+            return source is not None and target.vcpu_id == source.vcpu_id
+        case ToAll():
+            return True
+        case ToAllButSelf():
+            return source is None or target.vcpu_id != source.vcpu_id
+        case Physical() | Logical() | Broadcast():
+            dest_id, dest_mode = dest.address
+            mda = message_destination_address(target, source, dest_id, broadcast_quirk)
+            if dest_mode is DestMode.PHYSICAL:
+                return match_physical(target, mda)
+            return match_logical(target, mda)
 
 
-def explain_match(target: Vcpu, source: Vcpu | None, shorthand: Shorthand, dest_id: int,
-                  dest_mode: DestMode, broadcast_quirk: bool) -> str:
-    """Why ``match_dest`` says what it says, in words (built only for explanations)."""
-    if shorthand is not Shorthand.NONE:
-        matched = match_dest(target, source, shorthand, dest_id, dest_mode, broadcast_quirk)
-        return f"shorthand {shorthand.label}: {'matched' if matched else 'not matched'}"
+def why_match(target: Vcpu, source: Vcpu | None, dest: Destination, broadcast_quirk: bool) -> Reason:
+    """Why ``match_dest`` says what it says, as a reason code (built only for explanations)."""
+    matched = match_dest(target, source, dest, broadcast_quirk)
+    if not isinstance(dest, (Physical, Logical, Broadcast)):
+        return because(Code.MATCH_SHORTHAND, shorthand=_SHORTHAND_NAMES[type(dest)], matched=matched)
+    dest_id, dest_mode = dest.address
     mda = message_destination_address(target, source, dest_id, broadcast_quirk)
-    prefix = f"MDA 0x{dest_id:x}->0x{mda:x} (broadcast quirk); " if mda != dest_id else ""
+    quirked = dest_id if mda != dest_id else None
     if is_broadcast_for(target, mda):
-        return prefix + f"broadcast (MDA 0x{mda:x} is all ones for a {target.mode.value} target)"
+        return because(Code.MATCH_BROADCAST, mda=mda, mode=target.mode.value, quirked_from=quirked)
     if dest_mode is DestMode.PHYSICAL:
         if target.mode is ApicMode.X2APIC:
-            ok = mda == target.vcpu_id
-            return prefix + f"{'matched' if ok else 'not'} physical ID 0x{mda:x} (x2APIC ID 0x{target.vcpu_id:x})"
+            return because(Code.MATCH_PHYSICAL_X2APIC, mda=mda, x2apic_id=target.vcpu_id, matched=matched,
+                           quirked_from=quirked)
         if mda > 0xFF:
-            ok = mda == target.vcpu_id
-            return prefix + (f"{'matched' if ok else 'not matched'}: MDA 0x{mda:x} > 0xFF compared with "
-                             f"vcpu_id 0x{target.vcpu_id:x} (hotplug hack)")
-        ok = mda == target.xapic_id
-        return prefix + f"{'matched' if ok else 'not'} physical ID 0x{mda:02x} (xAPIC ID 0x{target.xapic_id:02x})"
-    ok = match_logical(target, mda)
-    verdict = "matched" if ok else "not matched"
+            return because(Code.MATCH_PHYSICAL_HOTPLUG, mda=mda, vcpu_id=target.vcpu_id, matched=matched,
+                           quirked_from=quirked)
+        return because(Code.MATCH_PHYSICAL_XAPIC, mda=mda, xapic_id=target.xapic_id, matched=matched,
+                       quirked_from=quirked)
     if target.mode is ApicMode.X2APIC:
         ldr = target.effective_ldr
-        return prefix + f"logical x2APIC cluster 0x{ldr >> 16:x} mask 0x{ldr & 0xFFFF:04x}: {verdict}"
+        return because(Code.MATCH_LOGICAL_X2APIC, cluster=ldr >> 16, mask=ldr & 0xFFFF, mda=mda, matched=matched,
+                       quirked_from=quirked)
     logical_id = (target.ldr >> 24) & 0xFF
     if target.dfr == DFR_FLAT:
-        return prefix + f"logical flat: LDR 0x{logical_id:02x} & MDA 0x{mda:x}: {verdict}"
+        return because(Code.MATCH_LOGICAL_FLAT, logical_id=logical_id, mda=mda, matched=matched,
+                       quirked_from=quirked)
     if target.dfr == DFR_CLUSTER:
-        return prefix + (f"logical cluster {logical_id >> 4} bits 0x{logical_id & 0xF:x} vs MDA 0x{mda:x}: "
-                         f"{verdict}")
-    return prefix + f"DFR 0x{target.dfr:08x} is neither flat nor cluster: matches nothing"
+        return because(Code.MATCH_LOGICAL_CLUSTER, cluster=logical_id >> 4, bits=logical_id & 0xF, mda=mda,
+                       matched=matched, quirked_from=quirked)
+    return because(Code.MATCH_LOGICAL_BAD_DFR, dfr=target.dfr, quirked_from=quirked)
+
+
+_SHORTHAND_NAMES = {ToSelf: "self", ToAll: "all", ToAllButSelf: "all-but-self"}

@@ -1,35 +1,42 @@
-"""Layer 4 (KVM): set resolution, fast path then slow path (kvm-routing.md §3, §4).
+"""Layer 4 (KVM): set resolution, fast path then slow path
+(docs/routing.md#kvm-fast-path, docs/routing.md#kvm-slow-path).
 
 ``deliver`` returns KVM's ``r`` (the KVM_SIGNAL_MSI value: a count, 0, or -1) and the effects.
-When a ``Trace`` is passed it also records the path and a reason per vCPU; without one no
-strings are built, so plain resolution stays fast.
+When a ``Trace`` is passed it also records the path and a reason per vCPU, as reason codes;
+without one nothing is recorded, so plain resolution stays fast.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from apicmap.domain.message import Message
+from apicmap.domain.message import (
+    X2APIC_BROADCAST,
+    XAPIC_BROADCAST,
+    Broadcast,
+    Logical,
+    Message,
+    Physical,
+    ToAll,
+    ToAllButSelf,
+    ToSelf,
+)
 from apicmap.domain.outcome import Effect
+from apicmap.domain.reasons import Code, Reason, because
 from apicmap.domain.vm import Vcpu, VmState
 from apicmap.encoding.apic_base import ApicMode
-from apicmap.encoding.kinds import DeliveryMode, DestMode, Shorthand
+from apicmap.encoding.kinds import DeliveryMode, DestMode
 from apicmap.model.accept import accept
 from apicmap.model.apic_map import ApicMap, LogicalMode
-from apicmap.model.match import X2APIC_BROADCAST, XAPIC_BROADCAST, explain_match, match_dest
+from apicmap.model.match import match_dest, why_match
 from apicmap.model.policy import KernelPolicy, LogicalMapRule
 
 
 @dataclass(slots=True)
 class Trace:
-    path: str = ""
-    reasons: dict[int, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-
-def is_lowest_priority(message: Message) -> bool:
-    """``kvm_lowest_prio_delivery``: LOWEST, or any MSI with the redirection hint (§3)."""
-    return message.delivery is DeliveryMode.LOWEST or message.redirection_hint
+    path: Reason = field(default_factory=lambda: because(Code.PATH_SLOW))
+    reasons: dict[int, Reason] = field(default_factory=dict)
+    notes: list[Reason] = field(default_factory=list)
 
 
 def deliver(vm: VmState, amap: ApicMap, policy: KernelPolicy, message: Message,
@@ -42,7 +49,7 @@ def deliver(vm: VmState, amap: ApicMap, policy: KernelPolicy, message: Message,
 
 
 def _accept_all(vm: VmState, policy: KernelPolicy, message: Message, indexes: list[int],
-                trace: Trace | None, how: str) -> tuple[int, list[Effect]]:
+                trace: Trace | None, where: Reason) -> tuple[int, list[Effect]]:
     effects: list[Effect] = []
     for index in indexes:
         target = vm.vcpus[index]
@@ -50,131 +57,132 @@ def _accept_all(vm: VmState, policy: KernelPolicy, message: Message, indexes: li
         if effect is not None:
             effects.append(effect)
         if trace is not None:
-            trace.reasons[target.vcpu_id] = f"{how}: {why}"
+            trace.reasons[target.vcpu_id] = because(Code.IN_SLOT, where=where, accept=why)
     return len(effects), effects
 
 
 def _fast_path(vm: VmState, amap: ApicMap, policy: KernelPolicy, message: Message,
                source: Vcpu | None, trace: Trace | None) -> tuple[int, list[Effect]] | None:
-    shorthand = message.shorthand
-    if shorthand is Shorthand.SELF and source is not None:
-        if trace is not None:
-            trace.path = "fast path: shorthand self"
-        return _accept_all(vm, policy, message, [vm.creation_index(source.vcpu_id)], trace, "self")
-    if shorthand is not Shorthand.NONE:
-        _bail(trace, f"shorthand {shorthand.label} always takes the slow path")
-        return None
+    """``kvm_irq_delivery_to_apic_fast``: ``None`` where KVM falls back to the slow path."""
+    match message.dest:
+        case ToSelf() if source is not None:
+            if trace is not None:
+                trace.path = because(Code.PATH_FAST_SELF)
+            return _accept_all(vm, policy, message, [vm.creation_index(source.vcpu_id)], trace,
+                               because(Code.SLOT_SELF))
+        case ToSelf() | ToAll() | ToAllButSelf():
+            return _bail(trace, because(Code.BAIL_SHORTHAND, shorthand=message.shorthand.label))
+        case Physical() | Logical() | Broadcast():
+            dest, dest_mode = message.dest.address
     if amap.phys is None:
-        _bail(trace, f"map NULL: {amap.null_reason}")
-        return None
-    dest = message.dest_id
+        return _bail(trace, because(Code.BAIL_MAP_NULL, detail=amap.null_reason))
     if _is_broadcast_dest(vm, amap, dest, source):
-        _bail(trace, f"destination 0x{dest:x} is a broadcast for the fast path")
-        return None
+        return _bail(trace, because(Code.BAIL_BROADCAST, dest=dest))
     phys = amap.phys
-    lowest = is_lowest_priority(message)
 
-    if message.dest_mode is DestMode.PHYSICAL:
+    if dest_mode is DestMode.PHYSICAL:
         if trace is not None:
-            trace.path = "fast path: physical"
+            trace.path = because(Code.PATH_FAST_PHYSICAL)
+        where = because(Code.SLOT_PHYSICAL, dest=dest)
         if dest > amap.max_apic_id:
-            targets: list[int] = []
-            why_none = f"destination 0x{dest:x} > max_apic_id 0x{amap.max_apic_id:x}"
-        else:
-            slot = phys[dest]
-            targets = [] if slot is None else [slot]
-            why_none = f"phys_map[0x{dest:x}] is empty"
-        # No arbitration for a physical lowest-priority message: the one target gets it (§3.5).
-        return _finish_fast(vm, policy, message, targets, trace, f"phys_map[0x{dest:x}]", why_none)
+            return _finish_fast(vm, policy, message, [], trace, where,
+                                because(Code.NONE_ABOVE_MAX_APIC_ID, dest=dest, max_apic_id=amap.max_apic_id))
+        slot = phys[dest]
+        # No arbitration for a physical lowest-priority message: the one target gets it.
+        return _finish_fast(vm, policy, message, [] if slot is None else [slot], trace, where,
+                            because(Code.NONE_SLOT_EMPTY, dest=dest))
 
     # Logical destination.
     mode = amap.logical_mode
-    strict = policy.logical_map is LogicalMapRule.STRICT
     if mode in (LogicalMode.MAP_DISABLED, LogicalMode.INVALID):
-        _bail(trace, f"logical map unusable ({mode.value}: {amap.logical_reason})")
-        return None
+        return _bail(trace, because(Code.BAIL_LOGICAL_UNUSABLE, mode=mode.value, detail=amap.logical_reason))
     if trace is not None:
-        trace.path = f"fast path: logical {mode.value}"
+        trace.path = because(Code.PATH_FAST_LOGICAL, mode=mode.value)
     if mode is LogicalMode.SW_DISABLED:
         # Only reachable in 6.3+; pre-6.3 an empty bitmask is INVALID and bails above.
-        assert strict
-        return _finish_fast(vm, policy, message, [], trace, "logical",
-                            "logical_mode SW_DISABLED: logical interrupts are dropped")
+        assert policy.logical_map is LogicalMapRule.STRICT
+        return _finish_fast(vm, policy, message, [], trace, because(Code.SLOT_LOGICAL),
+                            because(Code.NONE_SW_DISABLED_DROP))
     row, mask, where = _logical_row(amap, mode, dest)
-    if not lowest:
+    if not message.lowest_priority:
         targets = [s for bit, s in enumerate(row) if mask >> bit & 1 and s is not None]
         return _finish_fast(vm, policy, message, targets, trace, where,
-                            f"no map entry under mask 0x{mask:x} of {where}")
+                            because(Code.NONE_UNDER_MASK, mask=mask, where=where))
     if vm.vector_hashing:
         if mask == 0:
-            return _finish_fast(vm, policy, message, [], trace, where, f"mask 0 in {where}")
+            return _finish_fast(vm, policy, message, [], trace, where, because(Code.NONE_MASK_ZERO, where=where))
+        # Vector hashing counts the set bits of the mask, empty slots included (kvm_vector_to_index).
         bits = [b for b in range(len(row)) if mask >> b & 1]
         bit = bits[message.vector % len(bits)]
         slot = row[bit]
         if slot is None:
             return _finish_fast(vm, policy, message, [], trace, where,
-                                f"hash picked bit {bit} (vector 0x{message.vector:x} mod {len(bits)}): "
-                                "empty slot, dropped")
+                                because(Code.NONE_HASHED_EMPTY, bit=bit, vector=message.vector, count=len(bits)))
         if trace is not None:
-            trace.notes.append(f"vector hashing: vector 0x{message.vector:x} mod {len(bits)} set bits "
-                               f"-> bit {bit} of {where}")
-        return _finish_fast(vm, policy, message, [slot], trace, f"{where} bit {bit} (hashed)", "")
+            trace.notes.append(because(Code.NOTE_VECTOR_HASHING, vector=message.vector, count=len(bits), bit=bit,
+                                       where=where))
+        return _finish_fast(vm, policy, message, [slot], trace, because(Code.SLOT_HASHED, where=where, bit=bit),
+                            because(Code.NONE_SLOT_EMPTY, dest=dest))
     candidates = [s for bit, s in enumerate(row) if mask >> bit & 1 and s is not None]
     if not candidates:
-        return _finish_fast(vm, policy, message, [], trace, where, f"no map entry under mask 0x{mask:x}")
+        return _finish_fast(vm, policy, message, [], trace, where, because(Code.NONE_UNDER_MASK, mask=mask,
+                                                                          where=where))
     chosen = min(candidates, key=lambda s: vm.vcpus[s].arb_prio)  # min() keeps the first on ties
-    return _finish_fast(vm, policy, message, [chosen], trace, f"{where} (lowest apic_arb_prio)", "")
+    return _finish_fast(vm, policy, message, [chosen], trace, because(Code.SLOT_ARB_PRIO, where=where),
+                        because(Code.NONE_UNDER_MASK, mask=mask, where=where))
 
 
-def _logical_row(amap: ApicMap, mode: LogicalMode, dest: int) -> tuple[list[int | None], int, str]:
+def _logical_row(amap: ApicMap, mode: LogicalMode, dest: int) -> tuple[list[int | None], int, Reason]:
     assert amap.phys is not None
     if mode is LogicalMode.X2APIC:
+        # x2APIC logical lookups reuse phys_map: cluster c covers IDs 16c..16c+15.
         offset = (dest >> 16) * 16
         if offset > amap.max_apic_id:
-            return [], 0, f"x2APIC cluster 0x{dest >> 16:x} (beyond max_apic_id)"
+            return [], 0, because(Code.SLOT_X2APIC_CLUSTER_BEYOND, cluster=dest >> 16)
         width = min(16, amap.max_apic_id - offset + 1)
         row = amap.phys[offset:offset + width]
-        return row, dest & 0xFFFF & ((1 << width) - 1), f"x2APIC cluster 0x{dest >> 16:x} (phys_map 0x{offset:x}+)"
+        return row, dest & 0xFFFF & ((1 << width) - 1), because(Code.SLOT_X2APIC_CLUSTER, cluster=dest >> 16,
+                                                                offset=offset)
     if mode is LogicalMode.XAPIC_FLAT:
-        return amap.clusters[0][:8], dest & 0xFF, "flat map"
+        return amap.clusters[0][:8], dest & 0xFF, because(Code.SLOT_FLAT)
     cluster = (dest >> 4) & 0xF
-    return amap.clusters[cluster][:4], dest & 0xF, f"cluster {cluster}"
+    return amap.clusters[cluster][:4], dest & 0xF, because(Code.SLOT_CLUSTER, cluster=cluster)
 
 
 def _finish_fast(vm: VmState, policy: KernelPolicy, message: Message, targets: list[int],
-                 trace: Trace | None, where: str, why_none: str) -> tuple[int, list[Effect]]:
+                 trace: Trace | None, where: Reason, why_none: Reason) -> tuple[int, list[Effect]]:
     if not targets:
         if trace is not None:
-            trace.notes.append(why_none)
+            trace.notes.append(because(Code.NOTE_NO_TARGET, why=why_none))
             for v in vm.vcpus:
-                trace.reasons[v.vcpu_id] = "not present" if not v.present else f"not targeted: {why_none}"
+                trace.reasons[v.vcpu_id] = (because(Code.NOT_PRESENT) if not v.present
+                                            else because(Code.NOT_TARGETED, why=why_none))
         return policy.fast_path_no_target_result, []
     if trace is not None:
         source = vm.vcpu(message.source) if message.source is not None else None
         quirk = not vm.disable_broadcast_quirk
+        holders = ", ".join(str(vm.vcpus[t].vcpu_id) for t in targets)
         for v in vm.vcpus:
             if not v.present:
-                trace.reasons[v.vcpu_id] = "not present"
-            elif match_dest(v, source, Shorthand.NONE, message.dest_id, message.dest_mode, quirk):
-                holder = ", ".join(f"vCPU {vm.vcpus[t].vcpu_id}" for t in targets)
-                why = explain_match(v, source, Shorthand.NONE, message.dest_id, message.dest_mode, quirk)
-                trace.reasons[v.vcpu_id] = (f"would match in the slow path ({why}), "
-                                            f"but the fast path delivers only to {where} ({holder})")
+                trace.reasons[v.vcpu_id] = because(Code.NOT_PRESENT)
+            elif match_dest(v, source, message.dest, quirk):
+                trace.reasons[v.vcpu_id] = because(Code.HIDDEN_BY_MAP, match=why_match(v, source, message.dest, quirk),
+                                                   where=where, holders=holders)
             else:
-                trace.reasons[v.vcpu_id] = f"not in {where}"
-    return _accept_all(vm, policy, message, targets, trace, f"in {where}")
+                trace.reasons[v.vcpu_id] = because(Code.NOT_IN_SLOT, where=where)
+    return _accept_all(vm, policy, message, targets, trace, where)
 
 
-def _bail(trace: Trace | None, why: str) -> None:
-    """Record why the fast path gives up; the caller then returns None (slow path)."""
+def _bail(trace: Trace | None, why: Reason) -> tuple[int, list[Effect]] | None:
+    """Record why the fast path gives up; ``None`` tells the caller to take the slow path."""
     if trace is not None:
-        trace.notes.append(f"fast path bailed: {why}")
-        trace.path = f"slow path ({why})"
+        trace.notes.append(because(Code.NOTE_FAST_BAILED, why=why))
+        trace.path = because(Code.PATH_SLOW_AFTER_BAIL, why=why)
     return None
 
 
 def _is_broadcast_dest(vm: VmState, amap: ApicMap, dest: int, source: Vcpu | None) -> bool:
-    """``kvm_apic_is_broadcast_dest`` (§3 step 4)."""
+    """``kvm_apic_is_broadcast_dest``."""
     if vm.disable_broadcast_quirk:
         return (dest == XAPIC_BROADCAST and amap.logical_mode is not LogicalMode.X2APIC) or dest == X2APIC_BROADCAST
     x2_source = source is not None and source.mode is ApicMode.X2APIC
@@ -183,29 +191,27 @@ def _is_broadcast_dest(vm: VmState, amap: ApicMap, dest: int, source: Vcpu | Non
 
 def _slow_path(vm: VmState, policy: KernelPolicy, message: Message, source: Vcpu | None,
                trace: Trace | None) -> tuple[int, list[Effect]]:
-    if trace is not None and not trace.path:
-        trace.path = "slow path"
-    lowest = is_lowest_priority(message)
-    if message.dest_mode is DestMode.PHYSICAL and message.dest_id == XAPIC_BROADCAST and lowest:
-        # "phys broadcast and lowest prio": delivered as FIXED, but RH stays set (§4.1 step 2).
-        message = _with_delivery(message, DeliveryMode.FIXED)
+    """``kvm_irq_delivery_to_apic``: ``kvm_apic_match_dest`` over every vCPU."""
+    lowest = message.lowest_priority
+    if message.dest.address == (XAPIC_BROADCAST, DestMode.PHYSICAL) and lowest:
+        # "phys broadcast and lowest prio": delivered as FIXED, but the redirection hint stays set.
+        # KVM tests the raw destination field, which a shorthand carries too.
+        message = replace(message, delivery=DeliveryMode.FIXED)
         lowest = message.redirection_hint
         if trace is not None:
-            trace.notes.append("physical 0xFF with lowest priority: rewritten to FIXED")
+            trace.notes.append(because(Code.NOTE_BROADCAST_LOWEST_AS_FIXED))
     quirk = not vm.disable_broadcast_quirk
-    shorthand = message.shorthand
     r = -1
     effects: list[Effect] = []
     candidates: list[Vcpu] = []
     for v in vm.vcpus:
         if not v.present:
             if trace is not None:
-                trace.reasons[v.vcpu_id] = "not present (APIC hardware-disabled)"
+                trace.reasons[v.vcpu_id] = because(Code.NOT_PRESENT)
             continue
-        if not match_dest(v, source, shorthand, message.dest_id, message.dest_mode, quirk):
+        if not match_dest(v, source, message.dest, quirk):
             if trace is not None:
-                trace.reasons[v.vcpu_id] = explain_match(v, source, shorthand, message.dest_id,
-                                                         message.dest_mode, quirk)
+                trace.reasons[v.vcpu_id] = why_match(v, source, message.dest, quirk)
             continue
         if not lowest:
             effect, why = accept(v, message, vm, policy)
@@ -213,36 +219,30 @@ def _slow_path(vm: VmState, policy: KernelPolicy, message: Message, source: Vcpu
             if effect is not None:
                 effects.append(effect)
             if trace is not None:
-                trace.reasons[v.vcpu_id] = (explain_match(v, source, shorthand, message.dest_id,
-                                                          message.dest_mode, quirk) + f"; {why}")
+                trace.reasons[v.vcpu_id] = because(Code.MATCHED, match=why_match(v, source, message.dest, quirk),
+                                                   accept=why)
         elif v.sw_enabled:
             candidates.append(v)
         elif trace is not None:
-            trace.reasons[v.vcpu_id] = "matched, but software-disabled: not a lowest-priority candidate"
+            trace.reasons[v.vcpu_id] = because(Code.LP_NOT_CANDIDATE_SW_DISABLED)
     if lowest and candidates:
         if vm.vector_hashing:
             chosen = candidates[message.vector % len(candidates)]
-            how = f"vector hashing picked candidate {message.vector % len(candidates)} of {len(candidates)}"
+            how = because(Code.LP_BY_HASH, index=message.vector % len(candidates), count=len(candidates))
         else:
             chosen = min(candidates, key=lambda v: v.arb_prio)
-            how = "lowest apic_arb_prio"
+            how = because(Code.LP_BY_ARB_PRIO)
         effect, why = accept(chosen, message, vm, policy)
         r = 1 if effect is not None else 0
         if effect is not None:
             effects.append(effect)
         if trace is not None:
             for v in candidates:
-                trace.reasons[v.vcpu_id] = (f"lowest-priority candidate; {how}: {why}" if v is chosen
-                                            else f"lowest-priority candidate, not chosen ({how})")
+                trace.reasons[v.vcpu_id] = (because(Code.LP_CHOSEN, how=how, accept=why) if v is chosen
+                                            else because(Code.LP_NOT_CHOSEN, how=how))
     if trace is not None and r == -1:
-        trace.notes.append("slow path matched no vCPU: KVM_SIGNAL_MSI fails with EPERM (-1)")
+        trace.notes.append(because(Code.NOTE_SLOW_NO_MATCH))
     return r, effects
-
-
-def _with_delivery(message: Message, delivery: DeliveryMode) -> Message:
-    from dataclasses import replace
-
-    return replace(message, delivery=delivery)
 
 
 def deliver_fast_only(vm: VmState, amap: ApicMap, policy: KernelPolicy, message: Message
