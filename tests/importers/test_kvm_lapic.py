@@ -80,7 +80,7 @@ def test_256_vcpus_aliased_ids_round_trip_on_every_engine(tmp_path: Path, use_32
     assert result.vm == vm
     assert result.vm.vcpu_ids == vm.vcpu_ids  # creation order from vm.toml, not id order
     prov = result.vcpu_provenance[300]
-    assert prov["vcpu_id"].raw == (f"0x{300:08x}" if use_32bit_ids else f"0x{(300 << 24) & 0xFFFFFFFF:08x}")
+    assert prov["xapic_id"].raw == (f"0x{300:08x}" if use_32bit_ids else f"0x{(300 << 24) & 0xFFFFFFFF:08x}")
     assert result.vcpu_provenance[11]["xapic_id"].raw == "0x20000000"
     assert result.vcpu_provenance[11]["xapic_id"].location == "offset 0x020"
 

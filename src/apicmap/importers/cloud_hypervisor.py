@@ -142,7 +142,7 @@ def import_cloud_hypervisor(source: str | Path, options: ImportOptions = NO_OPTI
         vcpu, prov = vcpu_from_page(page, vcpu_id=vid, mode=mode, use_32bit_ids=use32, source=src,
                                     mode_prov=read(src, base_where, base, "EN bit 11, EXTD bit 10"),
                                     location=location)
-        prov.setdefault("vcpu_id", derived(src, f"cpu_id {cpu_id} → KVM vcpu_id {vid} (get_x2apic_id, "
+        prov["vcpu_id"] = (derived(src, f"cpu_id {cpu_id} → KVM vcpu_id {vid} (get_x2apic_id, "
                                            f"topology {topology or 'none'})", f"snapshots.{CPU_MANAGER}.snapshots",
                                            str(cpu_id)))
         vcpus.append((vcpu, prov))

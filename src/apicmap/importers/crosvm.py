@@ -104,7 +104,7 @@ def import_crosvm(source: str | Path, options: ImportOptions = NO_OPTIONS) -> Im
         vcpu, prov = vcpu_from_page(page_from_regs(regs), vcpu_id=i, mode=mode, mode_prov=mode_prov,
                                     use_32bit_ids=X2ApicApiFlag.USE_32BIT_IDS in flags[0], source=src,
                                     location=location)
-        prov.setdefault("vcpu_id", derived(src, "the index in lapic_state is crosvm's vCPU id, its KVM vcpu_id",
+        prov["vcpu_id"] = (derived(src, "the index in lapic_state is crosvm's vCPU id, its KVM vcpu_id",
                                            f"lapic_state[{i}]"))
         vcpus.append((vcpu, prov))
     return assemble(ImportFormat.CROSVM, src, vcpus, options=options, flags=flags, lacking=lacking,

@@ -84,7 +84,7 @@ def import_kvm_lapic(source: str | Path, options: ImportOptions = NO_OPTIONS) ->
 
         vcpus.append(vcpu_from_page(page, vcpu_id=vid, mode=mode, mode_prov=mode_prov, use_32bit_ids=use32,
                                     source=str(page_path), location=location))
-        vcpus[-1][1].setdefault("vcpu_id", read(str(page_path), "file name", pages[vid], "vcpu<ID>.lapic"))
+        vcpus[-1][1]["vcpu_id"] = read(str(page_path), "file name", pages[vid], "vcpu<ID>.lapic")
     return assemble(ImportFormat.KVM_LAPIC, str(root), vcpus, options=options, flags=(flag_set, flag_prov),
                     order_note=order_prov, lacking=lacking,
                     found=_vm_settings(vm_table, vm_where))

@@ -76,9 +76,9 @@ def vcpu_from_page(page: bytes, *, vcpu_id: int, mode: ApicMode, mode_prov: Prov
                              f"x2APIC ID register {id_reg:#010x} does not encode vCPU {vcpu_id} with "
                              f"use_32bit_ids={'on' if use_32bit_ids else 'off'}",
                              f"{expected:#010x} (or another x2apic_api setting)")
-        prov["vcpu_id"] = read(source, location(APIC_ID), id_reg,
-                               "x2APIC ID = vcpu_id" + ("" if use_32bit_ids else ", as ID << 24 without use_32bit_ids"))
-        prov["xapic_id"] = derived(source, "x2APIC mode: no xAPIC ID; vcpu_id & 0xff")
+        prov["xapic_id"] = read(source, location(APIC_ID), id_reg, "x2APIC ID register, checked against vcpu_id"
+                                + ("" if use_32bit_ids else " as ID << 24 (no use_32bit_ids)")
+                                + "; x2APIC mode has no xAPIC ID")
         prov["ldr"] = derived(source, "x2APIC mode: the LDR is derived from the x2APIC ID "
                               "(SDM 11.12.10.2); the page's value is not used", location(APIC_LDR), f"0x{ldr:08x}")
         prov["dfr"] = derived(source, "x2APIC mode: there is no DFR", location(APIC_DFR), f"0x{dfr:08x}")
