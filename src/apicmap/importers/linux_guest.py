@@ -220,7 +220,7 @@ def import_loaded(guest: LinuxGuest, options: ImportOptions = NO_OPTIONS) -> Imp
         prov: dict[str, Provenance] = {
             "vcpu_id": read(where, f"{place} apicid", str(cpu.apic_id), "QEMU, cloud-hypervisor and crosvm "
                             "create each vCPU with its APIC ID as the KVM vcpu_id"),
-            "mode": derived(driver_prov.source or "option linux_apic_driver",
+            "mode": derived(driver_prov.source or "option",
                             f"the {driver.value} driver runs the APIC in {driver.mode.value} mode",
                             driver_prov.location, driver_prov.raw),
             "sw_enabled": derived(where, "an online CPU: setup_local_APIC sets SVR bit 8"),
