@@ -142,3 +142,30 @@ def test_live_guest_capture(tmp_path: Path, pytestconfig: pytest.Config) -> None
     assert irqs, "the guest routed no IO-APIC IRQ"
     got = answers("model", live.vm, [g.injection for g in irqs])
     assert [a[0] if isinstance(a, tuple) else a for a in got] == [g.expect for g in irqs]
+
+
+SMP12 = Path(__file__).parent / "data" / "linux-guest-6.1-smp12"
+
+
+def test_physical_flat_guest_driver_from_dmesg() -> None:
+    options = ImportOptions(x2apic_api=frozenset())
+    result = import_source("linux-guest", SMP12, options)
+    line = next(n for n, text in enumerate((SMP12 / "dmesg").read_text().splitlines(), start=1)
+                if "Switched APIC routing to physical flat" in text)
+    assert result.vcpu_provenance[0]["mode"].location == f"line {line}"
+    pairs = cpuinfo_ids(SMP12 / "proc" / "cpuinfo")
+    assert len(pairs) == 12 and result.vm.vcpu_ids == tuple(a for _, a in pairs)
+    assert all(v.ldr == 0 and v.mode is ApicMode.XAPIC for v in result.vm.vcpus)
+    guest = load_linux_guest(SMP12)
+    irqs = guest_irqs(guest, options=options)
+    by_cpu = dict(pairs)
+    for g in irqs:
+        assert g.dest_mode is DestMode.PHYSICAL and g.destination == by_cpu[g.cpus[0]]
+    for name in ("model", "arch", "kvm"):
+        got = answers(name, result.vm, [g.injection for g in irqs])
+        assert [a[0] if isinstance(a, tuple) else a for a in got] == [g.expect for g in irqs], name
+    # An option wins over dmesg; the flat driver is impossible with 12 CPUs (one LDR bit per CPU).
+    forced = import_source("linux-guest", SMP12, replace(options, linux_apic_driver=LinuxApicDriver.PHYSICAL_FLAT))
+    assert forced.vm == result.vm
+    with pytest.raises(InputError, match="CPU 8 under the flat driver"):
+        import_source("linux-guest", SMP12, replace(options, linux_apic_driver=LinuxApicDriver.FLAT))

@@ -229,6 +229,8 @@ def import_loaded(guest: LinuxGuest, options: ImportOptions = NO_OPTIONS) -> Imp
         }
         if driver.mode is ApicMode.X2APIC:
             prov["ldr"] = derived(where, f"x2APIC: derived from the APIC ID, 0x{x2apic_ldr(cpu.apic_id):08x}")
+            prov["xapic_id"] = derived(where, "x2APIC mode has no xAPIC ID")
+            prov["dfr"] = derived(where, "x2APIC mode has no DFR")
             vcpu = Vcpu(cpu.apic_id, ApicMode.X2APIC)
         else:
             if cpu.apic_id > 0xFF:

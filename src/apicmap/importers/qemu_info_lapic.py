@@ -128,7 +128,10 @@ def import_qemu_info_lapic(source: str | Path, options: ImportOptions = NO_OPTIO
         prov["tpr"] = read(where, f"line {b.last_line} TPR", b.tpr, width=2)
         prov["arb_prio"] = Provenance(basis=Basis.DEFAULT, note="not in info lapic")
         if mode is ApicMode.X2APIC:
-            prov["ldr"] = derived(where, "x2APIC mode: derived from the x2APIC ID; QEMU shows only LDR[31:24]")
+            prov["ldr"] = derived(where, "x2APIC mode: derived from the x2APIC ID; QEMU shows only LDR[31:24]",
+                                  f"line {b.last_line} LDR", f"0x{b.log_dest:02x}")
+            prov["xapic_id"] = derived(where, "x2APIC mode has no xAPIC ID")
+            prov["dfr"] = derived(where, "x2APIC mode has no DFR", f"line {b.last_line} DFR", f"0x{b.dest_mode:02x}")
             vcpu = Vcpu(apic_id, mode, bool(b.svr & 0x100), tpr=b.tpr)
         else:
             prov["xapic_id"] = derived(where, "the APIC ID (QEMU's vcpu_id is the APIC ID)", id_prov.location,
