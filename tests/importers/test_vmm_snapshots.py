@@ -40,7 +40,7 @@ def test_cloud_hypervisor_fixture() -> None:
     assert "max_apic_id() = 6 <= 254" in result.vm_provenance["use_32bit_ids"].note
     assert result.vcpu_provenance[4]["vcpu_id"].note.startswith("cpu_id 3 → KVM vcpu_id 4")
     loc = result.vcpu_provenance[4]["mode"].location
-    assert loc == "snapshots.cpu-manager.snapshots.3.snapshot_data.state → Kvm.sregs.apic_base"
+    assert loc == "snapshots.cpu-manager.snapshots.3.snapshot_data.state → Kvm.sregs[272..279]"
     same_on_every_engine(result.vm, CH_VM)
     scenario = parse_scenario(tomllib.loads(scenario_from_import(result)), "ch.toml")
     assert scenario.vm == CH_VM
@@ -79,6 +79,14 @@ def test_cloud_hypervisor_bad_input(tmp_path: Path) -> None:
         import_source("cloud-hypervisor", tmp_path, ImportOptions(x2apic_api=frozenset()))
     assert err.value.where.endswith("snapshots.2.snapshot_data.state → Kvm.lapic_state.regs")
     assert "1000 entries" in err.value.problem
+    inner["Kvm"]["lapic_state"]["regs"] = json.loads(
+        state["snapshots"]["cpu-manager"]["snapshots"]["1"]["snapshot_data"]["state"])["Kvm"]["lapic_state"]["regs"]
+    inner["Kvm"]["sregs"] = inner["Kvm"]["sregs"][:200]
+    vcpu["state"] = json.dumps(inner)
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    with pytest.raises(InputError) as err:
+        import_source("cloud-hypervisor", tmp_path, ImportOptions(x2apic_api=frozenset()))
+    assert err.value.where.endswith("snapshots.2.snapshot_data.state → Kvm.sregs") and "200 entries" in str(err.value)
 
 
 @pytest.mark.kvm

@@ -41,21 +41,15 @@ def dump(vm: VmState) -> list[DumpedVcpu]:
     return dump_prepared(engine("kvm"), vm)
 
 
-def _bindgen_names(value: Any) -> Any:
-    """kvm-bindings' serde names: bindgen renames the C field ``type`` to ``type_``."""
-    if isinstance(value, dict):
-        return {("type_" if k == "type" else k): _bindgen_names(v) for k, v in value.items()}
-    return value
-
-
 def cloud_hypervisor_state(dumped: list[DumpedVcpu]) -> dict[str, Any]:
     """vm-migration ``Snapshot`` of the VM with the CPU manager's vCPU children (vmm/src/cpu.rs)."""
     children = {}
     for cpu_id, d in enumerate(dumped):
         state = {"Kvm": {
-            "sregs": _bindgen_names(d.sregs),
+            # kvm-bindings serializes kvm_sregs and kvm_mp_state as their raw bytes (src/serialize.rs).
+            "sregs": list(d.sregs_raw),
             "lapic_state": {"regs": [b - 256 if b > 127 else b for b in d.page]},  # c_char: signed
-            "mp_state": {"mp_state": d.mp_state},
+            "mp_state": list(d.mp_state.to_bytes(4, "little")),
         }}
         children[str(cpu_id)] = {"snapshots": {}, "snapshot_data": {"state": json.dumps(state)}}
     return {"snapshots": {"cpu-manager": {"snapshots": children, "snapshot_data": None}},

@@ -9,8 +9,10 @@ Layout, as cloud-hypervisor writes it (read in its source):
   ``Snapshottable for Vcpu``).
 - Each vCPU's ``snapshot_data.state`` is a JSON *string*: ``serde_json::to_string`` of
   ``CpuState::Kvm(VcpuKvmState)`` (hypervisor/src/lib.rs ``enum CpuState``;
-  hypervisor/src/kvm/x86_64/mod.rs ``struct VcpuKvmState``): ``sregs`` (``kvm_sregs``, with
-  ``apic_base``) and ``lapic_state.regs``, the 1 KiB page as 1,024 ``c_char`` values
+  hypervisor/src/kvm/x86_64/mod.rs ``struct VcpuKvmState``): ``sregs`` is kvm-bindings'
+  ``kvm_sregs``, which kvm-bindings serializes as its raw bytes (src/serialize.rs
+  ``serde_impls!``; a JSON list of 312 numbers, ``apic_base`` the u64 at byte 272), and
+  ``lapic_state.regs`` is the 1 KiB page as 1,024 ``c_char`` values
   (hypervisor/src/arch/x86/mod.rs ``struct LapicState``), signed on x86.
 - ``config.json`` (``VmConfig``; vmm/src/vm_config.rs ``struct CpusConfig``: ``max_vcpus``,
   ``topology``) decides two things the state lacks: the KVM vcpu_id is
@@ -21,11 +23,13 @@ Layout, as cloud-hypervisor writes it (read in its source):
 
 from __future__ import annotations
 
+import ctypes
 import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..kvm.structs import KvmSregs
 from .common import (
     NO_OPTIONS,
     ImportFormat,
@@ -41,6 +45,7 @@ from .page import PAGE_SIZE, assemble, flags_from, mode_from_apic_base, vcpu_fro
 
 CPU_MANAGER = "cpu-manager"
 MAX_SUPPORTED_CPUS_LEGACY = 254  # arch/src/x86_64/mod.rs
+KVM_SREGS_APIC_BASE = KvmSregs.apic_base.offset  # 272: after 8 segments, 2 tables and 6 registers
 
 
 def x2apic_id(cpu_id: int, topology: tuple[int, int, int, int] | None) -> int:
@@ -118,8 +123,8 @@ def import_cloud_hypervisor(source: str | Path, options: ImportOptions = NO_OPTI
             raise InputError(f"{src} {key}", f"variant {sorted(state) if isinstance(state, dict) else state!r}",
                              "CpuState::Kvm (the only x86 variant apicmap reads)")
         kvm = state["Kvm"]
-        base = _get(_get(kvm, "sregs", f"{src} {key} → Kvm", "kvm_sregs"), "apic_base", f"{src} {key} → Kvm.sregs",
-                    "the APIC base MSR")
+        base, base_where = _apic_base(_get(kvm, "sregs", f"{src} {key} → Kvm", "kvm_sregs"), f"{key} → Kvm.sregs",
+                                      src)
         regs = _get(_get(kvm, "lapic_state", f"{src} {key} → Kvm", "LapicState"), "regs",
                     f"{src} {key} → Kvm.lapic_state", f"{PAGE_SIZE} bytes")
         regs_where = f"{src} {key} → Kvm.lapic_state.regs"
@@ -129,18 +134,15 @@ def import_cloud_hypervisor(source: str | Path, options: ImportOptions = NO_OPTI
         for i, b in enumerate(regs):
             if isinstance(b, bool) or not isinstance(b, int) or not -128 <= b <= 255:
                 raise InputError(f"{regs_where}[{i}]", f"bad value {b!r}", "-128..255 (c_char)")
-        if isinstance(base, bool) or not isinstance(base, int):
-            raise InputError(f"{src} {key} → Kvm.sregs.apic_base", f"bad value {base!r}", "an integer")
         page = bytes(b & 0xFF for b in regs)  # c_char is signed on x86: mask back to the byte
         vid = x2apic_id(cpu_id, topology)
-        base_where = f"{key} → Kvm.sregs.apic_base"
         mode = mode_from_apic_base(base, f"{src} {base_where}")
 
         def location(offset: int, _key: str = key) -> str:
             return f"{_key} → Kvm.lapic_state.regs[0x{offset:03x}..0x{offset + 3:03x}]"
 
         vcpu, prov = vcpu_from_page(page, vcpu_id=vid, mode=mode, use_32bit_ids=use32, source=src,
-                                    mode_prov=read(src, base_where, base, "EN bit 11, EXTD bit 10"),
+                                    mode_prov=read(src, base_where, base, "IA32_APIC_BASE: EN bit 11, EXTD bit 10"),
                                     location=location)
         prov["vcpu_id"] = (derived(src, f"cpu_id {cpu_id} → KVM vcpu_id {vid} (get_x2apic_id, "
                                            f"topology {topology or 'none'})", f"snapshots.{CPU_MANAGER}.snapshots",
@@ -152,6 +154,22 @@ def import_cloud_hypervisor(source: str | Path, options: ImportOptions = NO_OPTI
     return assemble(ImportFormat.CLOUD_HYPERVISOR, src, vcpus, options=options, flags=(flag_set, flag_prov),
                     order_note=derived(src, "ascending cpu_id: CpuManager::create_vcpus creates them in that order "
                                        "(vmm/src/cpu.rs)"), lacking=lacking)
+
+
+def _apic_base(sregs: Any, where: str, src: str) -> tuple[int, str]:
+    """IA32_APIC_BASE from the serialized kvm_sregs: raw bytes (kvm-bindings' serde), or a map."""
+    if isinstance(sregs, list):
+        if len(sregs) < KVM_SREGS_APIC_BASE + 8 or \
+                any(isinstance(b, bool) or not isinstance(b, int) or not 0 <= b <= 255 for b in sregs):
+            raise InputError(f"{src} {where}", f"{len(sregs)} entries",
+                             f"the {ctypes.sizeof(KvmSregs)} bytes of struct kvm_sregs (0..255 each)")
+        at = f"{where}[{KVM_SREGS_APIC_BASE}..{KVM_SREGS_APIC_BASE + 7}]"
+        return int.from_bytes(bytes(sregs[KVM_SREGS_APIC_BASE:KVM_SREGS_APIC_BASE + 8]), "little"), at
+    base = sregs.get("apic_base") if isinstance(sregs, dict) else None
+    if isinstance(base, bool) or not isinstance(base, int):
+        raise InputError(f"{src} {where}", f"no APIC base in {type(sregs).__name__}",
+                         "kvm_sregs as bytes (kvm-bindings) or a map with apic_base")
+    return base, f"{where}.apic_base"
 
 
 def _config(path: Path, cpu_ids: list[int]) -> tuple[tuple[int, int, int, int] | None, int | None, str]:

@@ -24,6 +24,7 @@ class DumpedVcpu:
     page: bytes  # struct kvm_lapic_state, 1,024 bytes
     apic_base: int  # IA32_APIC_BASE as KVM_GET_MSRS returns it
     sregs: dict[str, Any]  # KVM_GET_SREGS, field by field (kvm_sregs names)
+    sregs_raw: bytes  # the same struct kvm_sregs, as bytes
     mp_state: int
 
 
@@ -57,5 +58,6 @@ def dump_prepared(engine: Any, vm: VmState) -> list[DumpedVcpu]:
         mp = s.KvmMpState()
         ioctl_ptr(handle.fd, s.KVM_GET_MP_STATE, mp)
         out.append(DumpedVcpu(vcpu_id=handle.vcpu_id, page=bytes(lapic.regs), apic_base=int(msrs.entries[0].data),
-                              sregs=_sregs_dict(sregs), mp_state=int(mp.mp_state)))
+                              sregs=_sregs_dict(sregs), sregs_raw=bytes(sregs),
+                              mp_state=int(mp.mp_state)))
     return out
