@@ -56,8 +56,9 @@ def _fragment(path: Path) -> Any:
 
 
 def page_from_regs(regs: list[int]) -> bytes:
-    """KVM's 1 KiB page from crosvm's 64 dwords (hypervisor/src/kvm/x86_64.rs ``From<&LapicState> for
-    kvm_lapic_state`` puts regs[i] at byte 16*i; the other 12 bytes of each register are reserved)."""
+    """KVM's 1 KiB page from crosvm's 64 dwords: crosvm keeps the first 4 bytes of each 16-byte register
+    (hypervisor/src/kvm/x86_64.rs ``From<&kvm_lapic_state> for LapicState``), so regs[i] goes back to
+    byte 16*i and the other 12 bytes, reserved in the xAPIC page, are zero."""
     page = bytearray(PAGE_SIZE)
     for i, value in enumerate(regs):
         page[16 * i:16 * i + 4] = value.to_bytes(4, "little")
