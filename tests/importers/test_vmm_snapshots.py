@@ -144,3 +144,10 @@ def test_cbor_round_trip_and_errors() -> None:
         loads(bytes.fromhex("0102"))  # trailing bytes
     with pytest.raises(CborError):
         loads(bytes.fromhex("1c"))  # reserved additional information
+
+
+def test_an_option_overriding_the_source_is_recorded() -> None:
+    result = import_source("crosvm", DATA / "crosvm-4vcpu",
+                           ImportOptions(x2apic_api=frozenset({X2ApicApiFlag.DISABLE_BROADCAST_QUIRK})))
+    prov = result.vm_provenance["disable_broadcast_quirk"]
+    assert result.vm.disable_broadcast_quirk and "the source says none" in prov.note

@@ -11,6 +11,7 @@ is IA32_APIC_BASE bits 11 (EN) and 10 (EXTD) (SDM Vol. 3A 11.4.4 / 11.12.1).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 from ..errors import InputError
 from ..kvm.structs import APIC_DFR, APIC_ID, APIC_LDR, APIC_SPIV, APIC_TASKPRI
@@ -98,7 +99,11 @@ def flags_from(options: ImportOptions, found: tuple[frozenset[X2ApicApiFlag], Pr
     """The KVM_CAP_X2APIC_API flags: the option if given, else what the source says, else an error."""
     if options.x2apic_api is not None:
         value = ", ".join(sorted(f.value for f in options.x2apic_api)) or "none"
-        return options.x2apic_api, option("x2apic_api", value)
+        chosen = option("x2apic_api", value)
+        if found is not None and found[0] != options.x2apic_api:
+            chosen = replace(chosen, note=f"the source says {', '.join(sorted(f.value for f in found[0])) or 'none'}: "
+                             f"{found[1].describe()}")
+        return options.x2apic_api, chosen
     if found is not None:
         return found
     raise InputError("option x2apic_api", f"{fmt.value} does not record the KVM_CAP_X2APIC_API flags the VMM enabled",
