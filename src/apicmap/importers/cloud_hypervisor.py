@@ -85,6 +85,7 @@ def import_cloud_hypervisor(source: str | Path, options: ImportOptions = NO_OPTI
     config_path = state_path.with_name("config.json")
     root = _load_json(state_path)
     src = str(state_path)
+    label = state_path.name
     cpus = _get(_get(_get(root, "snapshots", src, "a Snapshot with snapshots"), CPU_MANAGER, f"{src} snapshots",
                      f'a "{CPU_MANAGER}" component'), "snapshots", f"{src} snapshots.{CPU_MANAGER}",
                 "one child snapshot per vCPU")
@@ -101,7 +102,7 @@ def import_cloud_hypervisor(source: str | Path, options: ImportOptions = NO_OPTI
     if max_apic_id is not None:
         on = max_apic_id > MAX_SUPPORTED_CPUS_LEGACY
         found_flags = (frozenset(X2ApicApiFlag) if on else frozenset(),
-                       derived(str(config_path), f"max_apic_id() = {max_apic_id} {'>' if on else '<='} 254: "
+                       derived(config_path.name, f"max_apic_id() = {max_apic_id} {'>' if on else '<='} 254: "
                                f"cloud-hypervisor {'enables' if on else 'does not enable'} X2APIC_API "
                                "(vmm/src/vm.rs)", config_prov))
     flag_set, flag_prov = flags_from(options, found_flags, ImportFormat.CLOUD_HYPERVISOR)
@@ -141,10 +142,10 @@ def import_cloud_hypervisor(source: str | Path, options: ImportOptions = NO_OPTI
         def location(offset: int, _key: str = key) -> str:
             return f"{_key} → Kvm.lapic_state.regs[0x{offset:03x}..0x{offset + 3:03x}]"
 
-        vcpu, prov = vcpu_from_page(page, vcpu_id=vid, mode=mode, use_32bit_ids=use32, source=src,
-                                    mode_prov=read(src, base_where, base, "IA32_APIC_BASE: EN bit 11, EXTD bit 10"),
+        vcpu, prov = vcpu_from_page(page, vcpu_id=vid, mode=mode, use_32bit_ids=use32, source=src, label=label,
+                                    mode_prov=read(label, base_where, base, "IA32_APIC_BASE: EN bit 11, EXTD bit 10"),
                                     location=location)
-        prov["vcpu_id"] = (derived(src, f"cpu_id {cpu_id} → KVM vcpu_id {vid} (get_x2apic_id, "
+        prov["vcpu_id"] = (derived(label, f"cpu_id {cpu_id} → KVM vcpu_id {vid} (get_x2apic_id, "
                                            f"topology {topology or 'none'})", f"snapshots.{CPU_MANAGER}.snapshots",
                                            str(cpu_id)))
         vcpus.append((vcpu, prov))
@@ -152,7 +153,7 @@ def import_cloud_hypervisor(source: str | Path, options: ImportOptions = NO_OPTI
         Lack(item="config.json", resolution="absent: vcpu_id = cpu_id assumed (no topology); "
              "X2APIC_API flags from the x2apic_api option")]
     return assemble(ImportFormat.CLOUD_HYPERVISOR, src, vcpus, options=options, flags=(flag_set, flag_prov),
-                    order_note=derived(src, "ascending cpu_id: CpuManager::create_vcpus creates them in that order "
+                    order_note=derived(label, "ascending cpu_id: CpuManager::create_vcpus creates them in that order "
                                        "(vmm/src/cpu.rs)"), lacking=lacking)
 
 

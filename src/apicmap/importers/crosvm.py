@@ -73,6 +73,7 @@ def import_crosvm(source: str | Path, options: ImportOptions = NO_OPTIONS) -> Im
                          "an unencrypted snapshot (crosvm snapshot take without --encrypt)")
     chip_path = root / "irqchip" if path.is_dir() else path
     src = str(chip_path)
+    label = chip_path.name
     chip = _fragment(chip_path)
     if not isinstance(chip, dict) or "lapic_state" not in chip:
         raise InputError(f"{src} lapic_state", "missing", "an IrqChipSnapshot map with lapic_state")
@@ -84,7 +85,7 @@ def import_crosvm(source: str | Path, options: ImportOptions = NO_OPTIONS) -> Im
     if bases is not None and (not isinstance(bases, list) or len(bases) != len(lapics)):
         raise InputError(f"{src} chip_specific_state.apic_base", f"{bases!r:.60}",
                          f"a list of {len(lapics)} APIC base values, one per vCPU")
-    flags = flags_from(options, (frozenset(), derived(src, "crosvm never enables KVM_CAP_X2APIC_API on x86")),
+    flags = flags_from(options, (frozenset(), derived(label, "crosvm never enables KVM_CAP_X2APIC_API on x86")),
                        ImportFormat.CROSVM)
     vcpus = []
     lacking: list[Lack] = []
@@ -95,7 +96,7 @@ def import_crosvm(source: str | Path, options: ImportOptions = NO_OPTIONS) -> Im
                 any(isinstance(r, bool) or not isinstance(r, int) or not 0 <= r <= 0xFFFFFFFF for r in regs):
             raise InputError(f"{src} {where}", f"{len(regs) if isinstance(regs, list) else 'no'} registers",
                              f"exactly {LAPIC_REGS} u32 values")
-        mode, mode_prov = _mode(i, bases, root, src, options)
+        mode, mode_prov = _mode(i, bases, root, src, options, label)
         if mode_prov.location == "apic_mode" and not lacking:
             lacking.append(Lack(item="APIC base", resolution="not in this snapshot: the apic_mode option"))
 
@@ -104,22 +105,22 @@ def import_crosvm(source: str | Path, options: ImportOptions = NO_OPTIONS) -> Im
 
         vcpu, prov = vcpu_from_page(page_from_regs(regs), vcpu_id=i, mode=mode, mode_prov=mode_prov,
                                     use_32bit_ids=X2ApicApiFlag.USE_32BIT_IDS in flags[0], source=src,
-                                    location=location)
-        prov["vcpu_id"] = (derived(src, "the index in lapic_state is crosvm's vCPU id, its KVM vcpu_id",
+                                    location=location, label=label)
+        prov["vcpu_id"] = (derived(label, "the index in lapic_state is crosvm's vCPU id, its KVM vcpu_id",
                                            f"lapic_state[{i}]"))
         vcpus.append((vcpu, prov))
     return assemble(ImportFormat.CROSVM, src, vcpus, options=options, flags=flags, lacking=lacking,
-                    order_note=derived(src, "vCPU index order: crosvm creates vCPUs 0..n-1 in order"))
+                    order_note=derived(label, "vCPU index order: crosvm creates vCPUs 0..n-1 in order"))
 
 
 def _mode(i: int, bases: list[Any] | None, root: Path, src: str,
-          options: ImportOptions) -> tuple[ApicMode, Provenance]:
+          options: ImportOptions, label: str) -> tuple[ApicMode, Provenance]:
     if bases is not None:
         base = bases[i]
         where = f"chip_specific_state.apic_base[{i}]"
         if isinstance(base, bool) or not isinstance(base, int):
             raise InputError(f"{src} {where}", f"bad value {base!r}", "the APIC base MSR, an integer")
-        return mode_from_apic_base(base, f"{src} {where}"), read(src, where, base, "EN bit 11, EXTD bit 10")
+        return mode_from_apic_base(base, f"{src} {where}"), read(label, where, base, "EN bit 11, EXTD bit 10")
     vcpu_path = root / "vcpu" / f"vcpu{i}"
     if vcpu_path.exists():
         snap = _fragment(vcpu_path)
@@ -127,7 +128,7 @@ def _mode(i: int, bases: list[Any] | None, root: Path, src: str,
         if isinstance(msrs, dict) and isinstance(msrs.get(MSR_IA32_APICBASE), int):
             base = msrs[MSR_IA32_APICBASE]
             return (mode_from_apic_base(base, f"{vcpu_path} msrs[0x1b]"),
-                    read(str(vcpu_path), "msrs[0x1b]", base, "EN bit 11, EXTD bit 10"))
+                    read(f"vcpu/vcpu{i}", "msrs[0x1b]", base, "EN bit 11, EXTD bit 10"))
     if options.apic_mode is not None:
         return options.apic_mode, option("apic_mode", options.apic_mode.value)
     raise InputError("option apic_mode", f"crosvm: vCPU {i}'s APIC base is not in the snapshot (split irqchip, and "

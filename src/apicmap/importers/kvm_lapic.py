@@ -53,16 +53,16 @@ def import_kvm_lapic(source: str | Path, options: ImportOptions = NO_OPTIONS) ->
     found_flags: tuple[frozenset[X2ApicApiFlag], Provenance] | None = None
     if "x2apic_api" in vm_table:
         flags = _flag_list(vm_table["x2apic_api"], f"{vm_where} [vm] x2apic_api")
-        found_flags = (flags, read(vm_where, "[vm] x2apic_api", ", ".join(sorted(f.value for f in flags)) or "[]"))
+        found_flags = (flags, read("vm.toml", "[vm] x2apic_api", ", ".join(sorted(f.value for f in flags)) or "[]"))
     flag_set, flag_prov = flags_from(options, found_flags, ImportFormat.KVM_LAPIC)
     use32 = X2ApicApiFlag.USE_32BIT_IDS in flag_set
 
     order = sorted(pages)
-    order_prov = derived(str(root), "no creation_order given: ascending vCPU id assumed")
+    order_prov = derived("", "no creation_order given: ascending vCPU id assumed")
     lacking: list[Lack] = []
     if "creation_order" in vm_table:
         order = _order(vm_table["creation_order"], f"{vm_where} [vm] creation_order", sorted(pages))
-        order_prov = read(vm_where, "[vm] creation_order", ", ".join(map(str, order)))
+        order_prov = read("vm.toml", "[vm] creation_order", _ids(order))
     elif options.creation_order is None:
         lacking.append(Lack(item="creation_order", resolution="ascending vCPU id assumed; give [vm] creation_order "
                             "in vm.toml or the creation_order option"))
@@ -77,17 +77,22 @@ def import_kvm_lapic(source: str | Path, options: ImportOptions = NO_OPTIONS) ->
                              f"exactly {PAGE_SIZE} bytes (struct kvm_lapic_state from KVM_GET_LAPIC)")
         base = _apic_base(base_path)
         mode = mode_from_apic_base(base, str(base_path))
-        mode_prov = read(str(base_path), "", base, "IA32_APIC_BASE: EN bit 11, EXTD bit 10", width=8)
+        mode_prov = read(bases[vid], "", base, "IA32_APIC_BASE: EN bit 11, EXTD bit 10", width=8)
 
         def location(offset: int) -> str:
             return f"offset 0x{offset:03x}"
 
         vcpus.append(vcpu_from_page(page, vcpu_id=vid, mode=mode, mode_prov=mode_prov, use_32bit_ids=use32,
-                                    source=str(page_path), location=location))
-        vcpus[-1][1]["vcpu_id"] = read(str(page_path), "file name", pages[vid], "vcpu<ID>.lapic")
+                                    source=str(page_path), location=location, label=pages[vid]))
+        vcpus[-1][1]["vcpu_id"] = read(pages[vid], "file name", str(vid), "vcpu<ID>.lapic")
     return assemble(ImportFormat.KVM_LAPIC, str(root), vcpus, options=options, flags=(flag_set, flag_prov),
                     order_note=order_prov, lacking=lacking,
                     found=_vm_settings(vm_table, vm_where))
+
+
+def _ids(ids: Sequence[int]) -> str:
+    text = ", ".join(map(str, ids[:12]))
+    return f"[{text}{', ...' if len(ids) > 12 else ''}] ({len(ids)} vCPUs)"
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -153,7 +158,7 @@ def _vm_settings(table: Mapping[str, Any], where: str) -> dict[str, tuple[bool, 
         if key in table:
             if not isinstance(table[key], bool):
                 raise InputError(f"{where} [vm] {key}", f"bad value {table[key]!r}", "true, false")
-            found[key] = (table[key], read(where, f"[vm] {key}", str(table[key]).lower()))
+            found[key] = (table[key], read("vm.toml", f"[vm] {key}", str(table[key]).lower()))
     return found
 
 

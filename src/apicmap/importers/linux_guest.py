@@ -194,7 +194,7 @@ def resolve_driver(guest: LinuxGuest, options: ImportOptions) -> tuple[LinuxApic
         return options.linux_apic_driver, Provenance(basis=Basis.OPTION, location="linux_apic_driver",
                                                      raw=options.linux_apic_driver.value, note=note)
     if guest.driver is not None and guest.driver_line is not None:
-        return guest.driver, read(f"{guest.source}/{guest.dmesg}", f"line {guest.driver_line[0]}",
+        return guest.driver, read(guest.dmesg or "dmesg", f"line {guest.driver_line[0]}",
                                   guest.driver_line[1])
     raise InputError("option linux_apic_driver",
                      "dmesg names no APIC driver" if guest.dmesg else "no dmesg in the source",
@@ -212,25 +212,26 @@ def import_loaded(guest: LinuxGuest, options: ImportOptions = NO_OPTIONS) -> Imp
     driver, driver_prov = resolve_driver(guest, options)
     flags = flags_from(options, None, ImportFormat.LINUX_GUEST)
     where = f"{guest.source}/{guest.cpuinfo}"
+    name = guest.cpuinfo  # provenance names files relative to the source
     vcpus = []
     for cpu in guest.cpus:
         place = f"line {cpu.line} (processor {cpu.cpu})"
         if cpu.apic_id > MAX_VCPU_ID:
             raise InputError(f"{where} {place}", f"apicid {cpu.apic_id}", f"0..{MAX_VCPU_ID} (a KVM vcpu_id)")
         prov: dict[str, Provenance] = {
-            "vcpu_id": read(where, f"{place} apicid", str(cpu.apic_id), "QEMU, cloud-hypervisor and crosvm "
+            "vcpu_id": read(name, f"{place} apicid", str(cpu.apic_id), "QEMU, cloud-hypervisor and crosvm "
                             "create each vCPU with its APIC ID as the KVM vcpu_id"),
             "mode": derived(driver_prov.source or "option",
                             f"the {driver.value} driver runs the APIC in {driver.mode.value} mode",
                             driver_prov.location, driver_prov.raw),
-            "sw_enabled": derived(where, "an online CPU: setup_local_APIC sets SVR bit 8"),
-            "tpr": derived(where, "Linux keeps TPR at 0 (setup_local_APIC)"),
+            "sw_enabled": derived(name, "an online CPU: setup_local_APIC sets SVR bit 8"),
+            "tpr": derived(name, "Linux keeps TPR at 0 (setup_local_APIC)"),
             "arb_prio": Provenance(basis=Basis.DEFAULT, note="not visible to the guest"),
         }
         if driver.mode is ApicMode.X2APIC:
-            prov["ldr"] = derived(where, f"x2APIC: derived from the APIC ID, 0x{x2apic_ldr(cpu.apic_id):08x}")
-            prov["xapic_id"] = derived(where, "x2APIC mode has no xAPIC ID")
-            prov["dfr"] = derived(where, "x2APIC mode has no DFR")
+            prov["ldr"] = derived(name, f"x2APIC: derived from the APIC ID, 0x{x2apic_ldr(cpu.apic_id):08x}")
+            prov["xapic_id"] = derived(name, "x2APIC mode has no xAPIC ID")
+            prov["dfr"] = derived(name, "x2APIC mode has no DFR")
             vcpu = Vcpu(cpu.apic_id, ApicMode.X2APIC)
         else:
             if cpu.apic_id > 0xFF:
@@ -241,20 +242,20 @@ def import_loaded(guest: LinuxGuest, options: ImportOptions = NO_OPTIONS) -> Imp
                     raise InputError(f"{where} {place}", f"CPU {cpu.cpu} under the flat driver",
                                      "CPUs 0..7 (flat logical mode has one LDR bit per CPU)")
                 ldr = (1 << cpu.cpu) << 24
-                prov["ldr"] = derived(where, f"flat: LDR = 1 << cpu {cpu.cpu} in bits 31:24 (flat_init_apic_ldr)")
-                prov["dfr"] = derived(where, "flat: DFR written flat (0xffffffff)")
+                prov["ldr"] = derived(name, f"flat: LDR = 1 << cpu {cpu.cpu} in bits 31:24 (flat_init_apic_ldr)")
+                prov["dfr"] = derived(name, "flat: DFR written flat (0xffffffff)")
             else:
                 ldr = 0
-                prov["ldr"] = derived(where, "physical flat: LDR never programmed, its reset value 0")
-                prov["dfr"] = derived(where, "physical flat: DFR never programmed, its reset value 0xffffffff")
-            prov["xapic_id"] = read(where, f"{place} apicid", str(cpu.apic_id))
+                prov["ldr"] = derived(name, "physical flat: LDR never programmed, its reset value 0")
+                prov["dfr"] = derived(name, "physical flat: DFR never programmed, its reset value 0xffffffff")
+            prov["xapic_id"] = read(name, f"{place} apicid", str(cpu.apic_id))
             vcpu = Vcpu(cpu.apic_id, ApicMode.XAPIC, xapic_id=cpu.apic_id, ldr=ldr, dfr=DFR_FLAT)
         vcpus.append((vcpu, prov))
     extra = {"linux CPU -> APIC ID": ", ".join(f"{c.cpu}->{c.apic_id}" for c in guest.cpus),
              "APIC driver": f"{driver.value} ({driver_prov.describe()})"}
     lacking = [Lack(item="X2APIC_API flags", resolution="host-side: from the x2apic_api option")]
     return assemble(ImportFormat.LINUX_GUEST, guest.source, vcpus, options=options, flags=flags, lacking=lacking,
-                    order_note=derived(where, "Linux CPU order (QEMU lists CPUs in the MADT in cpu_index order, "
+                    order_note=derived(name, "Linux CPU order (QEMU lists CPUs in the MADT in cpu_index order, "
                                        "the order it creates them)"), extra=extra)
 
 

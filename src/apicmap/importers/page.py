@@ -55,8 +55,10 @@ def mode_from_apic_base(base: int, where: str) -> ApicMode:
 
 
 def vcpu_from_page(page: bytes, *, vcpu_id: int, mode: ApicMode, mode_prov: Provenance, use_32bit_ids: bool,
-                   source: str, location: Callable[[int], str]) -> tuple[Vcpu, VcpuProvenance]:
-    """One vCPU from its register page. ``location(offset)`` names where a register sits in the source.
+                   source: str, location: Callable[[int], str],
+                   label: str | None = None) -> tuple[Vcpu, VcpuProvenance]:
+    """One vCPU from its register page. ``location(offset)`` names where a register sits in the source;
+    errors name ``source`` (a full path), provenance names ``label`` (the file, relative to the import root).
 
     In x2APIC mode the ID register's encoding depends on KVM_X2APIC_API_USE_32BIT_IDS
     (arch/x86/kvm/lapic.c ``kvm_apic_state_fixup``): the full 32-bit x2APIC ID with it, the ID
@@ -66,10 +68,11 @@ def vcpu_from_page(page: bytes, *, vcpu_id: int, mode: ApicMode, mode_prov: Prov
     if len(page) != PAGE_SIZE:
         raise InputError(f"{source} {location(0)}", f"{len(page)} bytes",
                          f"exactly {PAGE_SIZE} (struct kvm_lapic_state)")
+    name = label or source
     prov: VcpuProvenance = {"mode": mode_prov}
     id_reg, ldr, dfr, svr, tpr = (u32(page, off) for off in (APIC_ID, APIC_LDR, APIC_DFR, APIC_SPIV, APIC_TASKPRI))
-    prov["sw_enabled"] = read(source, location(APIC_SPIV), svr, "SVR bit 8, APIC software enable")
-    prov["tpr"] = read(source, location(APIC_TASKPRI), tpr, "TPR bits 7:0")
+    prov["sw_enabled"] = read(name, location(APIC_SPIV), svr, "SVR bit 8, APIC software enable")
+    prov["tpr"] = read(name, location(APIC_TASKPRI), tpr, "TPR bits 7:0")
     if mode is ApicMode.X2APIC:
         expected = vcpu_id if use_32bit_ids else (vcpu_id << 24) & 0xFFFFFFFF
         if id_reg != expected:
@@ -77,17 +80,17 @@ def vcpu_from_page(page: bytes, *, vcpu_id: int, mode: ApicMode, mode_prov: Prov
                              f"x2APIC ID register {id_reg:#010x} does not encode vCPU {vcpu_id} with "
                              f"use_32bit_ids={'on' if use_32bit_ids else 'off'}",
                              f"{expected:#010x} (or another x2apic_api setting)")
-        prov["xapic_id"] = read(source, location(APIC_ID), id_reg, "x2APIC ID register, checked against vcpu_id"
+        prov["xapic_id"] = read(name, location(APIC_ID), id_reg, "x2APIC ID register, checked against vcpu_id"
                                 + ("" if use_32bit_ids else " as ID << 24 (no use_32bit_ids)")
                                 + "; x2APIC mode has no xAPIC ID")
-        prov["ldr"] = derived(source, "x2APIC mode: the LDR is derived from the x2APIC ID "
+        prov["ldr"] = derived(name, "x2APIC mode: the LDR is derived from the x2APIC ID "
                               "(SDM 11.12.10.2); the page's value is not used", location(APIC_LDR), f"0x{ldr:08x}")
-        prov["dfr"] = derived(source, "x2APIC mode: there is no DFR", location(APIC_DFR), f"0x{dfr:08x}")
+        prov["dfr"] = derived(name, "x2APIC mode: there is no DFR", location(APIC_DFR), f"0x{dfr:08x}")
         vcpu = Vcpu(vcpu_id, mode, bool(svr & 0x100), dfr=DFR_FLAT, tpr=tpr & 0xFF)
     else:
-        prov["xapic_id"] = read(source, location(APIC_ID), id_reg, "xAPIC ID, bits 31:24")
-        prov["ldr"] = read(source, location(APIC_LDR), ldr, "LDR, raw 32 bits")
-        prov["dfr"] = read(source, location(APIC_DFR), dfr, "DFR, raw 32 bits")
+        prov["xapic_id"] = read(name, location(APIC_ID), id_reg, "xAPIC ID, bits 31:24")
+        prov["ldr"] = read(name, location(APIC_LDR), ldr, "LDR, raw 32 bits")
+        prov["dfr"] = read(name, location(APIC_DFR), dfr, "DFR, raw 32 bits")
         vcpu = Vcpu(vcpu_id, mode, bool(svr & 0x100), xapic_id=id_reg >> 24, ldr=ldr, dfr=dfr, tpr=tpr & 0xFF)
     prov["arb_prio"] = Provenance(basis=Basis.DEFAULT, note="KVM does not export apic_arb_prio, and "
                                   "KVM_SET_LAPIC resets it to 0 (arch/x86/kvm/lapic.c kvm_apic_set_state)")

@@ -116,6 +116,7 @@ def import_qemu_info_lapic(source: str | Path, options: ImportOptions = NO_OPTIO
                                   "(IA32_APIC_BASE)")
     flags = flags_from(options, None, ImportFormat.QEMU_INFO_LAPIC)
     lacking = [Lack(item="apic mode", resolution=f"option apic_mode = {mode.value}")]
+    label = where if where.startswith("qmp:") else Path(where).name
     vcpus = []
     for b in sorted(blocks, key=lambda blk: blk.cpu_index):
         apic_id, id_prov = _apic_id(b.cpu_index, options, apic_ids, where)
@@ -124,26 +125,26 @@ def import_qemu_info_lapic(source: str | Path, options: ImportOptions = NO_OPTIO
                              f"APIC ID {apic_id} for CPU {b.cpu_index} in {mode.value} mode",
                              "an 8-bit APIC ID, or apic_mode x2apic")
         prov: dict[str, Provenance] = {"vcpu_id": id_prov, "mode": mode_prov,
-                                       "sw_enabled": read(where, f"line {b.svr_line} SPIV", b.svr, "bit 8")}
-        prov["tpr"] = read(where, f"line {b.last_line} TPR", b.tpr, width=2)
+                                       "sw_enabled": read(label, f"line {b.svr_line} SPIV", b.svr, "bit 8")}
+        prov["tpr"] = read(label, f"line {b.last_line} TPR", b.tpr, width=2)
         prov["arb_prio"] = Provenance(basis=Basis.DEFAULT, note="not in info lapic")
         if mode is ApicMode.X2APIC:
-            prov["ldr"] = derived(where, "x2APIC mode: derived from the x2APIC ID; QEMU shows only LDR[31:24]",
+            prov["ldr"] = derived(label, "x2APIC mode: derived from the x2APIC ID; QEMU shows only LDR[31:24]",
                                   f"line {b.last_line} LDR", f"0x{b.log_dest:02x}")
-            prov["xapic_id"] = derived(where, "x2APIC mode has no xAPIC ID")
-            prov["dfr"] = derived(where, "x2APIC mode has no DFR", f"line {b.last_line} DFR", f"0x{b.dest_mode:02x}")
+            prov["xapic_id"] = derived(label, "x2APIC mode has no xAPIC ID")
+            prov["dfr"] = derived(label, "x2APIC mode has no DFR", f"line {b.last_line} DFR", f"0x{b.dest_mode:02x}")
             vcpu = Vcpu(apic_id, mode, bool(b.svr & 0x100), tpr=b.tpr)
         else:
-            prov["xapic_id"] = derived(where, "the APIC ID (QEMU's vcpu_id is the APIC ID)", id_prov.location,
+            prov["xapic_id"] = derived(label, "the APIC ID (QEMU's vcpu_id is the APIC ID)", id_prov.location,
                                        f"0x{apic_id:02x}")
-            prov["ldr"] = read(where, f"line {b.last_line} LDR", b.log_dest, "log_dest = LDR[31:24]", width=2)
-            prov["dfr"] = read(where, f"line {b.last_line} DFR", b.dest_mode, "dest_mode = DFR[31:28]; "
+            prov["ldr"] = read(label, f"line {b.last_line} LDR", b.log_dest, "log_dest = LDR[31:24]", width=2)
+            prov["dfr"] = read(label, f"line {b.last_line} DFR", b.dest_mode, "dest_mode = DFR[31:28]; "
                                "bits 27:0 read as ones", width=2)
             vcpu = Vcpu(apic_id, mode, bool(b.svr & 0x100), xapic_id=apic_id, ldr=b.log_dest << 24,
                         dfr=(b.dest_mode << 28) | 0x0FFFFFFF, tpr=b.tpr)
         vcpus.append((vcpu, prov))
     return assemble(ImportFormat.QEMU_INFO_LAPIC, where, vcpus, options=options, flags=flags, lacking=lacking,
-                    order_note=derived(where, "ascending cpu_index: QEMU creates its CPUs in cpu_index order"))
+                    order_note=derived(label, "ascending cpu_index: QEMU creates its CPUs in cpu_index order"))
 
 
 def _apic_id(cpu_index: int, options: ImportOptions, live: Mapping[int, tuple[int, Provenance]] | None,
