@@ -6,6 +6,7 @@ import io
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -109,8 +110,8 @@ def test_tarball_gives_the_same_vm(tmp_path: Path) -> None:
 
 
 def _kernel(cache: Path) -> Path | None:
-    """Debian's 6.1 kernel image, downloaded once with apt-get into the pytest cache."""
-    found = sorted(cache.glob("root/boot/vmlinuz-*"))
+    """Debian's 6.1 kernel image, downloaded once with apt-get into the pytest cache (only the image is kept)."""
+    found = sorted(cache.glob("vmlinuz-*"))
     if found:
         return found[-1]
     if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
@@ -121,8 +122,13 @@ def _kernel(cache: Path) -> Path | None:
     debs = sorted(cache.glob("linux-image-*.deb"))
     if got.returncode != 0 or not debs:
         return None
-    subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(cache / "root")], check=True)
-    found = sorted(cache.glob("root/boot/vmlinuz-*"))
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["dpkg-deb", "-x", str(debs[-1]), tmp], check=True)
+        for image in Path(tmp).glob("boot/vmlinuz-*"):
+            shutil.copy(image, cache / image.name)
+    for deb in debs:
+        deb.unlink()
+    found = sorted(cache.glob("vmlinuz-*"))
     return found[-1] if found else None
 
 
