@@ -15,10 +15,10 @@ import pytest
 
 from apicmap import ApicMode, DestMode, InputError, IoapicInjection
 from apicmap.importers import ImportOptions, LinuxApicDriver, import_source, scenario_from_import
-from apicmap.importers.linux_guest import guest_irqs, irq_injection, load_linux_guest
+from apicmap.importers.linux_guest import check_irqs, guest_irqs, irq_injection, load_linux_guest
 from apicmap.scenario import parse_scenario
 
-from .engines import answers
+from .engines import answers, engine
 from .guest_capture import boot_and_capture, write_capture
 
 DATA = Path(__file__).parent / "data" / "linux-guest-6.1"
@@ -77,6 +77,12 @@ def test_every_irq_reaches_the_cpu_the_guest_routed_it_to_on_every_engine() -> N
     for name in ("model", "arch", "kvm"):
         got = answers(name, result.vm, injections)
         assert [a[0] if isinstance(a, tuple) else a for a in got] == [g.expect for g in irqs], name
+        checks = check_irqs(result.vm, irqs, engine(name))
+        assert all(c.agrees for c in checks) and [c.irq for c in checks] == [g.irq for g in irqs]
+    # Had vCPU 1 lost its LDR (0), the IRQs Linux routed logically to CPU 1 would reach nobody.
+    moved = result.vm.with_vcpu(replace(result.vm.vcpu(1), ldr=0))
+    lost = [c.irq for c in check_irqs(moved, irqs, engine("model")) if not c.agrees]
+    assert lost == [g.irq for g in irqs if g.cpus == (1,)]
     # The scenario carries them, with the guest's expectation, and loads.
     scenario = parse_scenario(tomllib.loads(scenario_from_import(result, [g.case() for g in irqs])), "guest.toml")
     assert [c.expect for c in scenario.interrupts] == [g.expect for g in irqs]

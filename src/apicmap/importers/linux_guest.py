@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import re
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..errors import InputError
+from ..engine import Engine
+from ..errors import InputError, NotExpressible
 from ..message import DestMode, Injection, IoapicInjection, MsiInjection
-from ..state import DFR_FLAT, MAX_VCPU_ID, ApicMode, Vcpu, x2apic_ldr
+from ..state import DFR_FLAT, MAX_VCPU_ID, ApicMode, Vcpu, VmState, x2apic_ldr
 from .common import (
     NO_OPTIONS,
     Basis,
@@ -359,3 +360,36 @@ def guest_irqs(guest: LinuxGuest, *, options: ImportOptions = NO_OPTIONS, vector
             out.append(irq_injection(guest, irq, options=options, vector=vector))
     return out
 
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IrqCheck:
+    """One IRQ judged by an engine against what the guest expects."""
+
+    irq: int
+    engine: str
+    expect: tuple[int, ...]
+    receivers: tuple[int, ...] | None  # None: the engine cannot express the injection
+    note: str = ""
+
+    @property
+    def agrees(self) -> bool:
+        return self.receivers == self.expect
+
+
+def check_irqs(vm: VmState, irqs: Sequence[GuestIrq], engine: Engine) -> list[IrqCheck]:
+    """Deliver each IRQ's injection on ``engine`` and compare the receivers with the guest's routing."""
+    prepared = engine.prepare(vm)
+    out = []
+    try:
+        for g in irqs:
+            try:
+                outcome = prepared.deliver(g.injection)
+            except NotExpressible as err:
+                out.append(IrqCheck(irq=g.irq, engine=engine.name, expect=g.expect, receivers=None, note=str(err)))
+                continue
+            out.append(IrqCheck(irq=g.irq, engine=engine.name, expect=g.expect, receivers=outcome.receivers,
+                                note=outcome.rejected or ""))
+    finally:
+        prepared.close()
+    return out
