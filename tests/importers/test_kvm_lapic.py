@@ -147,3 +147,17 @@ def test_bad_input_is_one_line_naming_the_place(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         import_source("kvm-lapic", tmp_path)
     assert err.value.where.endswith("vcpu1.apic_base") and err.value.problem == "missing"
+
+
+@pytest.mark.kvm
+def test_vcpu_ids_beyond_kvm_and_unknown_vm_keys(tmp_path: Path) -> None:
+    capture(VmState((Vcpu(0), Vcpu(1))), tmp_path)
+    (tmp_path / "vm.toml").write_text("[vm]\nx2apic_api = []\nmax_vcpus = 3\n")
+    with pytest.raises(InputError) as err:
+        import_source("kvm-lapic", tmp_path)
+    assert err.value.where.endswith("vm.toml [vm] max_vcpus") and err.value.problem == "unknown key"
+    (tmp_path / "vm.toml").write_text("[vm]\nx2apic_api = []\n")
+    (tmp_path / "vcpu1.lapic").rename(tmp_path / "vcpu5000.lapic")
+    (tmp_path / "vcpu1.apic_base").rename(tmp_path / "vcpu5000.apic_base")
+    with pytest.raises(InputError, match="vCPU id 5000"):
+        import_source("kvm-lapic", tmp_path)

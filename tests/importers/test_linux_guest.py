@@ -142,7 +142,8 @@ def _kernel(cache: Path) -> Path | None:
 @pytest.mark.skipif(not shutil.which("qemu-system-x86_64") or not Path("/bin/busybox").exists(),
                     reason="needs qemu-system-x86_64 and busybox-static")
 def test_live_guest_capture(tmp_path: Path, pytestconfig: pytest.Config) -> None:
-    kernel = _kernel(Path(str(pytestconfig.cache.mkdir("apicmap-guest-kernel"))) if pytestconfig.cache else tmp_path)
+    cache = getattr(pytestconfig, "cache", None)  # absent with -p no:cacheprovider
+    kernel = _kernel(Path(str(cache.mkdir("apicmap-guest-kernel"))) if cache is not None else tmp_path / "kernel")
     if kernel is None:
         pytest.skip("Debian's linux-image-6.1.0-47-amd64-unsigned could not be downloaded")
     files, _ = boot_and_capture(kernel)

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from ..errors import InputError
 from ..kvm.structs import APIC_DFR, APIC_ID, APIC_LDR, APIC_SPIV, APIC_TASKPRI
-from ..state import DFR_FLAT, ApicMode, Vcpu, VmState
+from ..state import DFR_FLAT, MAX_VCPU_ID, MAX_VCPUS, ApicMode, Vcpu, VmState
 from .common import (
     Basis,
     ImportFormat,
@@ -125,8 +125,13 @@ def assemble(fmt: ImportFormat, source: str, vcpus: Sequence[tuple[Vcpu, VcpuPro
     found = found or {}
     if not vcpus:
         raise InputError(source, "no vCPUs found")
+    if len(vcpus) > MAX_VCPUS:
+        raise InputError(source, f"{len(vcpus)} vCPUs", f"at most {MAX_VCPUS} (a scenario's limit)")
     by_id: dict[int, tuple[Vcpu, VcpuProvenance]] = {}
     for vcpu, prov in vcpus:
+        if not 0 <= vcpu.vcpu_id <= MAX_VCPU_ID:
+            raise InputError(f"{source} {prov.get('vcpu_id', order_note).location or ''}".strip(),
+                             f"vCPU id {vcpu.vcpu_id}", f"0..{MAX_VCPU_ID} (KVM_MAX_VCPU_IDS - 1)")
         if vcpu.vcpu_id in by_id:
             raise InputError(f"{source} {prov.get('vcpu_id', order_note).location or ''}".strip(),
                              f"vCPU {vcpu.vcpu_id} appears twice", "each vCPU id once")
