@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from apicmap import Injection, NotExpressible, VmState, make_engine
-from apicmap.engine import Engine
+from apicmap import Engine, Injection, NotExpressible, VmState, make_engine
 
 _ENGINES: dict[str, Engine] = {}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import InputError
+from .. import InputError
 from .common import (
     NO_OPTIONS,
     Basis,

@@ -11,8 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import ApicmapError, InputError
-from ..state import ApicMode
+from .. import ApicmapError, ApicMode, InputError
 from . import FORMAT_NAMES, import_source
 from .common import ImportFormat, ImportOptions, LinuxApicDriver, Topology, X2ApicApiFlag
 from .writer import ImportedCase, scenario_from_import

@@ -28,7 +28,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from .. import InputError
 from ..kvm.structs import KvmSregs
 from .common import (
     NO_OPTIONS,

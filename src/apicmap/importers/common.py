@@ -11,8 +11,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..errors import InputError
-from ..state import ApicMode, VmState
+from .. import ApicMode, InputError, VmState
 
 
 class ImportFormat(enum.Enum):

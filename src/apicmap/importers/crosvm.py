@@ -22,9 +22,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from .. import ApicMode, InputError
 from ..kvm.structs import MSR_IA32_APICBASE
-from ..state import ApicMode
 from .cbor import CborError, loads
 from .common import (
     NO_OPTIONS,

@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ApicmapError
+from .. import ApicmapError, VmState
 from ..kvm import structs as s
 from ..kvm.ioctl import ioctl_ptr
-from ..state import VmState
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

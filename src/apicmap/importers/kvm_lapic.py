@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from .. import InputError
 from .common import (
     NO_OPTIONS,
     ImportFormat,

@@ -26,10 +26,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..engine import Engine
-from ..errors import InputError, NotExpressible
-from ..message import DestMode, Injection, IoapicInjection, MsiInjection
-from ..state import DFR_FLAT, MAX_VCPU_ID, ApicMode, Vcpu, VmState, x2apic_ldr
+from .. import (
+    ApicMode,
+    DestMode,
+    Engine,
+    Injection,
+    InputError,
+    IoapicInjection,
+    MsiInjection,
+    NotExpressible,
+    Vcpu,
+    VmState,
+    x2apic_ldr,
+)
+from ..state import DFR_FLAT, MAX_VCPU_ID
 from .common import (
     NO_OPTIONS,
     Basis,

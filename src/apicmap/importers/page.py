@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from ..errors import InputError
+from .. import ApicMode, InputError, Vcpu, VmState
 from ..kvm.structs import APIC_DFR, APIC_ID, APIC_LDR, APIC_SPIV, APIC_TASKPRI
-from ..state import DFR_FLAT, MAX_VCPU_ID, MAX_VCPUS, ApicMode, Vcpu, VmState
+from ..state import DFR_FLAT, MAX_VCPU_ID, MAX_VCPUS
 from .common import (
     Basis,
     ImportFormat,

@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
-from ..state import ApicMode, Vcpu
+from .. import ApicMode, InputError, Vcpu
 from .common import (
     NO_OPTIONS,
     Basis,

@@ -15,7 +15,7 @@ import socket
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import InputError
+from .. import InputError
 from .common import NO_OPTIONS, ImportFormat, ImportOptions, ImportResult, Provenance, read
 from .qemu_info_lapic import import_qemu_info_lapic, parse_info_lapic
 

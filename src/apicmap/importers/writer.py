@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..message import Injection
+from .. import ApicMode, Injection, Vcpu
 from ..scenario_writer import injection_toml
-from ..state import DFR_CLUSTER, DFR_FLAT, ApicMode, Vcpu
+from ..state import DFR_CLUSTER, DFR_FLAT
 from .common import ImportResult, Provenance
 
 
