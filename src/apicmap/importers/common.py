@@ -67,6 +67,11 @@ class Topology:
     cores: int = 1
     threads: int = 1
 
+    def __post_init__(self) -> None:
+        for name in ("sockets", "dies", "cores", "threads"):
+            if getattr(self, name) < 1:
+                raise InputError(f"option topology {name}", f"bad value {getattr(self, name)}", "an integer >= 1")
+
     def apic_id(self, cpu_index: int) -> int:
         """``x86_apicid_from_cpu_idx``: each level's field is ceil(log2(count)) bits wide."""
         def width(count: int) -> int:
