@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from apicmap import Engine, Injection, NotExpressible, VmState, make_engine
+from apicmap import Engine, Injection, KvmUnavailable, NotExpressible, VmState, make_engine
 
 _ENGINES: dict[str, Engine] = {}
 
@@ -13,6 +13,15 @@ def engine(name: str) -> Engine:
     if name not in _ENGINES:
         _ENGINES[name] = make_engine(name)
     return _ENGINES[name]
+
+
+def engines_here() -> tuple[str, ...]:
+    """model and arch, and kvm where /dev/kvm is usable (the kvm-marked tests cover its absence)."""
+    try:
+        engine("kvm")
+    except KvmUnavailable:
+        return ("model", "arch")
+    return ("model", "arch", "kvm")
 
 
 def answers(name: str, vm: VmState, injections: Sequence[Injection]) -> list[object]:

@@ -18,7 +18,7 @@ from apicmap.importers import ImportOptions, LinuxApicDriver, import_source, sce
 from apicmap.importers.linux_guest import check_irqs, guest_irqs, irq_injection, load_linux_guest
 from apicmap.scenario import parse_scenario
 
-from .engines import answers, engine
+from .engines import answers, engine, engines_here
 from .guest_capture import boot_and_capture, write_capture
 
 DATA = Path(__file__).parent / "data" / "linux-guest-6.1"
@@ -74,7 +74,7 @@ def test_every_irq_reaches_the_cpu_the_guest_routed_it_to_on_every_engine() -> N
         assert g.dest_mode is DestMode.LOGICAL and g.destination == 1 << g.cpus[0]
         assert isinstance(g.injection, IoapicInjection) and g.expect == (by_cpu[g.cpus[0]],)
     injections = [g.injection for g in irqs]
-    for name in ("model", "arch", "kvm"):
+    for name in engines_here():
         got = answers(name, result.vm, injections)
         assert [a[0] if isinstance(a, tuple) else a for a in got] == [g.expect for g in irqs], name
         checks = check_irqs(result.vm, irqs, engine(name))
@@ -174,7 +174,7 @@ def test_physical_flat_guest_driver_from_dmesg() -> None:
     by_cpu = dict(pairs)
     for g in irqs:
         assert g.dest_mode is DestMode.PHYSICAL and g.destination == by_cpu[g.cpus[0]]
-    for name in ("model", "arch", "kvm"):
+    for name in engines_here():
         got = answers(name, result.vm, [g.injection for g in irqs])
         assert [a[0] if isinstance(a, tuple) else a for a in got] == [g.expect for g in irqs], name
     # An option wins over dmesg; the flat driver is impossible with 12 CPUs (one LDR bit per CPU).
