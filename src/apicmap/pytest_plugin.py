@@ -3,7 +3,8 @@
 Registered through the ``pytest11`` entry point, so installing apicmap makes it available::
 
     import pytest
-    from apicmap import Vcpu, VmState, MsiInjection
+    from apicmap.domain.vm import Vcpu, VmState
+    from apicmap.domain.message import MsiInjection
 
     @pytest.mark.kvm
     def test_aliased_ids_reach_both(kvm_engine):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from apicmap.files.scenario import load_scenario
 from apicmap.importers.cli import main
-from apicmap.scenario import load_scenario
 
 from .test_linux_guest import cpuinfo_ids
 

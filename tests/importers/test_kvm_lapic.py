@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from apicmap import ApicMode, IcrInjection, Injection, InputError, IoapicInjection, MsiInjection, Vcpu, VmState
+from apicmap.files.scenario import parse_scenario
 from apicmap.importers import ImportOptions, X2ApicApiFlag, import_source, scenario_from_import
 from apicmap.importers.kvm_dump import dump_prepared
 from apicmap.importers.kvm_lapic import write_kvm_lapic_dir
 from apicmap.importers.writer import ImportedCase
-from apicmap.scenario import parse_scenario
 
 from .engines import answers, engine
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from apicmap import ApicMode, DestMode, InputError, IoapicInjection
+from apicmap.files.scenario import parse_scenario
 from apicmap.importers import ImportOptions, LinuxApicDriver, import_source, scenario_from_import
 from apicmap.importers.linux_guest import check_irqs, guest_irqs, irq_injection, load_linux_guest
-from apicmap.scenario import parse_scenario
 
 from .engines import answers, engine, engines_here
 from .guest_capture import boot_and_capture, write_capture

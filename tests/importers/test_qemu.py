@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from apicmap import ApicMode, InputError
+from apicmap.files.scenario import parse_scenario
 from apicmap.importers import ImportFormat, ImportOptions, Topology, import_source, scenario_from_import
 from apicmap.importers.qemu_info_lapic import parse_info_lapic
-from apicmap.scenario import parse_scenario
 
 from .qemu_capture import qemu_available, running_qemu
 

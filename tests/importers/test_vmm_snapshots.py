@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from apicmap import ApicMode, Injection, InputError, MsiInjection, Vcpu, VmState
+from apicmap.files.scenario import parse_scenario
 from apicmap.importers import ImportOptions, X2ApicApiFlag, import_source, scenario_from_import
 from apicmap.importers.cbor import CborError, dumps, loads
-from apicmap.scenario import parse_scenario
 
 from .engines import answers, engines_here
 from .vmm_fixtures import CH_VM, CROSVM_VM, dump, write_cloud_hypervisor, write_crosvm

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import InputError
-from .common import (
+from apicmap.errors import InputError
+from apicmap.importers.common import (
     NO_OPTIONS,
     Basis,
     ImportFormat,
@@ -22,7 +22,7 @@ from .common import (
     Topology,
     X2ApicApiFlag,
 )
-from .writer import ImportedCase, scenario_from_import
+from apicmap.importers.writer import ImportedCase, scenario_from_import
 
 FORMAT_NAMES = tuple(f.value for f in ImportFormat)
 
@@ -37,26 +37,26 @@ def import_source(fmt: ImportFormat | str, source: str | Path,
             raise InputError("import FORMAT", f"unknown format {fmt!r}", ", ".join(FORMAT_NAMES)) from None
     text = str(source)
     if fmt is ImportFormat.QMP or (fmt is ImportFormat.QEMU_INFO_LAPIC and text.startswith("qmp:")):
-        from .qmp import import_qmp
+        from apicmap.importers.qmp import import_qmp
 
         return import_qmp(text, options)
     if fmt is ImportFormat.KVM_LAPIC:
-        from .kvm_lapic import import_kvm_lapic
+        from apicmap.importers.kvm_lapic import import_kvm_lapic
 
         return import_kvm_lapic(source, options)
     if fmt is ImportFormat.CLOUD_HYPERVISOR:
-        from .cloud_hypervisor import import_cloud_hypervisor
+        from apicmap.importers.cloud_hypervisor import import_cloud_hypervisor
 
         return import_cloud_hypervisor(source, options)
     if fmt is ImportFormat.CROSVM:
-        from .crosvm import import_crosvm
+        from apicmap.importers.crosvm import import_crosvm
 
         return import_crosvm(source, options)
     if fmt is ImportFormat.QEMU_INFO_LAPIC:
-        from .qemu_info_lapic import import_qemu_info_lapic
+        from apicmap.importers.qemu_info_lapic import import_qemu_info_lapic
 
         return import_qemu_info_lapic(source, options)
-    from .linux_guest import import_linux_guest
+    from apicmap.importers.linux_guest import import_linux_guest
 
     return import_linux_guest(source, options)
 

@@ -11,10 +11,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import ApicmapError, ApicMode, InputError
-from . import FORMAT_NAMES, import_source
-from .common import ImportFormat, ImportOptions, LinuxApicDriver, Topology, X2ApicApiFlag
-from .writer import ImportedCase, scenario_from_import
+from apicmap.encoding.apic_base import ApicMode
+from apicmap.errors import ApicmapError, InputError
+from apicmap.importers import FORMAT_NAMES, import_source
+from apicmap.importers.common import ImportFormat, ImportOptions, LinuxApicDriver, Topology, X2ApicApiFlag
+from apicmap.importers.writer import ImportedCase, scenario_from_import
 
 HELP = "import a real VM's interrupt state (KVM pages, VMM snapshots, QEMU, a Linux guest) as a scenario"
 
@@ -75,7 +76,7 @@ def run_import(args: argparse.Namespace) -> int:
     if args.irqs:
         if result.format is not ImportFormat.LINUX_GUEST:
             raise InputError("--irqs", f"only for linux-guest, not {result.format.value}")
-        from .linux_guest import guest_irqs, load_linux_guest
+        from apicmap.importers.linux_guest import guest_irqs, load_linux_guest
 
         cases = [g.case() for g in guest_irqs(load_linux_guest(args.source), options=options, vector=args.vector)]
     text = scenario_from_import(result, cases, kernel=args.kernel)

@@ -28,9 +28,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .. import InputError
-from ..kvm.structs import KvmSregs
-from .common import (
+from apicmap.errors import InputError
+from apicmap.importers.common import (
     NO_OPTIONS,
     ImportFormat,
     ImportOptions,
@@ -41,7 +40,8 @@ from .common import (
     derived,
     read,
 )
-from .page import PAGE_SIZE, assemble, flags_from, mode_from_apic_base, vcpu_from_page
+from apicmap.importers.page import PAGE_SIZE, assemble, flags_from, mode_from_apic_base, vcpu_from_page
+from apicmap.kvm.abi import KvmSregs
 
 CPU_MANAGER = "cpu-manager"
 MAX_SUPPORTED_CPUS_LEGACY = 254  # arch/src/x86_64/mod.rs

@@ -11,7 +11,9 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .. import ApicMode, InputError, VmState
+from apicmap.domain.vm import VmState
+from apicmap.encoding.apic_base import ApicMode
+from apicmap.errors import InputError
 
 
 class ImportFormat(enum.Enum):

@@ -22,10 +22,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import ApicMode, InputError
-from ..kvm.structs import MSR_IA32_APICBASE
-from .cbor import CborError, loads
-from .common import (
+from apicmap.encoding.apic_base import ApicMode
+from apicmap.errors import InputError
+from apicmap.importers.cbor import CborError, loads
+from apicmap.importers.common import (
     NO_OPTIONS,
     ImportFormat,
     ImportOptions,
@@ -37,7 +37,8 @@ from .common import (
     option,
     read,
 )
-from .page import PAGE_SIZE, assemble, flags_from, mode_from_apic_base, vcpu_from_page
+from apicmap.importers.page import PAGE_SIZE, assemble, flags_from, mode_from_apic_base, vcpu_from_page
+from apicmap.kvm.abi import MSR_IA32_APICBASE
 
 LAPIC_REGS = PAGE_SIZE // 16
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .. import ApicmapError, VmState
-from ..kvm import structs as s
-from ..kvm.ioctl import ioctl_ptr
+from apicmap.domain.vm import VmState
+from apicmap.errors import ApicmapError
+from apicmap.kvm import abi as s
+from apicmap.kvm.ioctl import ioctl_ptr
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

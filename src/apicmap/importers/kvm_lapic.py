@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import InputError
-from .common import (
+from apicmap.errors import InputError
+from apicmap.importers.common import (
     NO_OPTIONS,
     ImportFormat,
     ImportOptions,
@@ -30,7 +30,7 @@ from .common import (
     derived,
     read,
 )
-from .page import PAGE_SIZE, assemble, flags_from, mode_from_apic_base, vcpu_from_page
+from apicmap.importers.page import PAGE_SIZE, assemble, flags_from, mode_from_apic_base, vcpu_from_page
 
 _LAPIC = re.compile(r"^vcpu(\d+)\.lapic$")
 _BASE = re.compile(r"^vcpu(\d+)\.apic_base$")

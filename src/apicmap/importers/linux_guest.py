@@ -26,21 +26,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .. import (
-    ApicMode,
-    DestMode,
-    Engine,
-    Injection,
-    InputError,
-    IoapicInjection,
-    MsiInjection,
-    NotExpressible,
-    Vcpu,
-    VmState,
-    x2apic_ldr,
-)
-from ..state import DFR_FLAT, MAX_VCPU_ID
-from .common import (
+from apicmap.domain.engine import Engine
+from apicmap.domain.message import Injection, IoapicInjection, MsiInjection
+from apicmap.domain.vm import DFR_FLAT, MAX_VCPU_ID, Vcpu, VmState, x2apic_ldr
+from apicmap.encoding.apic_base import ApicMode
+from apicmap.encoding.kinds import DestMode
+from apicmap.errors import InputError, NotExpressible
+from apicmap.importers.common import (
     NO_OPTIONS,
     Basis,
     ImportFormat,
@@ -52,8 +44,8 @@ from .common import (
     derived,
     read,
 )
-from .page import assemble, flags_from
-from .writer import ImportedCase
+from apicmap.importers.page import assemble, flags_from
+from apicmap.importers.writer import ImportedCase
 
 _DRIVER = re.compile(r"(?:Switched APIC routing to:?|Setting APIC routing to)\s+"
                      r"(physical flat|flat|cluster x2apic|physical x2apic)\b")

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from .. import ApicMode, InputError, Vcpu, VmState
-from ..kvm.structs import APIC_DFR, APIC_ID, APIC_LDR, APIC_SPIV, APIC_TASKPRI
-from ..state import DFR_FLAT, MAX_VCPU_ID, MAX_VCPUS
-from .common import (
+from apicmap.domain.vm import DFR_FLAT, MAX_VCPU_ID, MAX_VCPUS, Vcpu, VmState
+from apicmap.encoding.apic_base import ApicMode
+from apicmap.errors import InputError
+from apicmap.importers.common import (
     Basis,
     ImportFormat,
     ImportOptions,
@@ -28,6 +28,7 @@ from .common import (
     option,
     read,
 )
+from apicmap.kvm.abi import APIC_DFR, APIC_ID, APIC_LDR, APIC_SPIV, APIC_TASKPRI
 
 PAGE_SIZE = 0x400  # KVM_APIC_REG_SIZE, arch/x86/include/uapi/asm/kvm.h
 APIC_BASE_EN = 1 << 11

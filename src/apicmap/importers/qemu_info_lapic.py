@@ -17,8 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import ApicMode, InputError, Vcpu
-from .common import (
+from apicmap.domain.vm import Vcpu
+from apicmap.encoding.apic_base import ApicMode
+from apicmap.errors import InputError
+from apicmap.importers.common import (
     NO_OPTIONS,
     Basis,
     ImportFormat,
@@ -30,7 +32,7 @@ from .common import (
     option,
     read,
 )
-from .page import assemble, flags_from, mode_option
+from apicmap.importers.page import assemble, flags_from, mode_option
 
 _HEADER = re.compile(r"^dumping local APIC state for CPU\s+(\d+)\s*$")
 _SPIV = re.compile(r"^SPIV\s+0x([0-9a-fA-F]+)\b")

@@ -15,9 +15,9 @@ import socket
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .. import InputError
-from .common import NO_OPTIONS, ImportFormat, ImportOptions, ImportResult, Provenance, read
-from .qemu_info_lapic import import_qemu_info_lapic, parse_info_lapic
+from apicmap.errors import InputError
+from apicmap.importers.common import NO_OPTIONS, ImportFormat, ImportOptions, ImportResult, Provenance, read
+from apicmap.importers.qemu_info_lapic import import_qemu_info_lapic, parse_info_lapic
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

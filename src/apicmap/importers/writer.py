@@ -2,7 +2,7 @@
 where it came from, and a header listing what the source lacked and how it was filled.
 
 Every vCPU key is written explicitly (no defaults), so the file reads the same to every engine
-and to a reader. Interrupts use ``apicmap.scenario_writer.injection_toml`` (raw encodings).
+and to a reader. Interrupts use ``apicmap.files.writer.injection_toml`` (raw encodings).
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .. import ApicMode, Injection, Vcpu
-from ..scenario_writer import injection_toml
-from ..state import DFR_CLUSTER, DFR_FLAT
-from .common import ImportResult, Provenance
+from apicmap.domain.message import Injection
+from apicmap.domain.vm import DFR_CLUSTER, DFR_FLAT, Vcpu
+from apicmap.encoding.apic_base import ApicMode
+from apicmap.files.writer import injection_toml
+from apicmap.importers.common import ImportResult, Provenance
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
