@@ -56,7 +56,7 @@ typedef uint32_t u32;
 #define DRAIN_SPINS     200000
 #define AP_WAIT_SPINS   50000000u
 
-struct job_cpu { u32 apic_id, ldr, dfr, svr_enable, tpr, reserved; };
+struct job_cpu { u32 apic_id, ldr, dfr, svr_enable, tpr, flags; };
 struct job_int { u32 kind, source, a, b, c, reserved; };
 
 struct percpu {
@@ -101,6 +101,17 @@ static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 static inline void irq_on(void) { __asm__ volatile("sti" ::: "memory"); }
 static inline void irq_off(void) { __asm__ volatile("cli" ::: "memory"); }
 static inline void barrier(void) { __asm__ volatile("" ::: "memory"); }
+
+static inline void wrmsr(u32 msr, u32 lo, u32 hi) { __asm__ volatile("wrmsr" : : "c"(msr), "a"(lo), "d"(hi)); }
+static inline u32 rdmsr_lo(u32 msr)
+{
+    u32 lo, hi;
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    (void)hi;
+    return lo;
+}
+#define MSR_APIC_BASE   0x1B
+#define APIC_BASE_EN    (1u << 11)
 
 static void ioapic_write(u32 reg, u32 v)
 {
@@ -220,6 +231,15 @@ static void program_apic(u32 slot)
     apic_write(APIC_LVT_LINT1, LVT_MASKED);
     apic_write(APIC_LVT_ERROR, LVT_MASKED);
     apic_write(APIC_SVR, SPURIOUS_VECTOR | (j->svr_enable ? 0x100 : 0));
+    if (j->flags & JOB_CPU_HW_DISABLED) {
+        /* Clear IA32_APIC_BASE.EN (SDM Vol. 3A 10.4.3). QEMU 7.2 cannot enable it again
+           (hw/intc/apic.c, apic_set_base) but keeps the register page reachable by MMIO
+           (cpu_get_current_apic), which is how this CPU still reads its IRR. */
+        u32 base = rdmsr_lo(MSR_APIC_BASE);
+        if (base & APIC_BASE_EN)
+            wrmsr(MSR_APIC_BASE, base & ~APIC_BASE_EN, 0);
+        apic_write(APIC_SVR, SPURIOUS_VECTOR);
+    }
     for (i = 0; i < 8; i++) {
         c->taken[i] = 0;
         c->taken_tmr[i] = 0;

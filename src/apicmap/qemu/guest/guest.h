@@ -27,7 +27,8 @@
 
 /* The job: a multiboot module of little-endian 32-bit words, written by apicmap/qemu/job.py. */
 #define JOB_MAGIC       0x314A5041u  /* "APJ1" */
-#define JOB_CPU_WORDS   6            /* apic_id, ldr, dfr, svr_enable, tpr, reserved */
+#define JOB_CPU_WORDS   6            /* apic_id, ldr, dfr, svr_enable, tpr, flags */
+#define JOB_CPU_HW_DISABLED 1u       /* flags: clear IA32_APIC_BASE.EN (the APIC is hardware-disabled) */
 #define JOB_INT_WORDS   6            /* kind, source, a, b, c, reserved */
 #define JOB_MSI         1            /* a = address, b = data: the source CPU writes b at a */
 #define JOB_ICR         2            /* a = ICR low, b = ICR2 (destination in 31:24) */
