@@ -109,10 +109,9 @@ def predicted_effects(vm: VmState, injection: Injection) -> set[Effect]:
         return set()
     present = set(range(len(vm.vcpus)))
     mask = deliver_bitmask(vm, d)
-    if d.delivery is DeliveryMode.LOWEST:
-        targets = {min(mask)} & present if mask else set()
-    else:
-        targets = mask & present
+    # LOWPRI: local_apics[first set bit], which may be an empty slot (then nobody).
+    first = {min(mask)} if mask else set()
+    targets = (first if d.delivery is DeliveryMode.LOWEST else mask) & present
     if d.delivery is DeliveryMode.NMI:
         return {Effect(vm.vcpus[i].vcpu_id, EffectKind.NMI) for i in targets}
     return {Effect(vm.vcpus[i].vcpu_id, EffectKind.IRR, d.vector, d.level_triggered) for i in targets}

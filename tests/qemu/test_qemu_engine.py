@@ -81,7 +81,7 @@ def test_aliased_ids_first_index_wins_without_the_shortcut(qemu_engine: QemuEngi
 
 
 def test_logical_flat(qemu_engine: QemuEngine) -> None:
-    vm = VmState(tuple(Vcpu(i, ldr=(1 << i) << 24) for i in range(3)) + (Vcpu(3, ldr=0x03 << 24),))
+    vm = VmState((Vcpu(0, ldr=0x01 << 24), Vcpu(1, ldr=0x02 << 24), Vcpu(2, ldr=0x04 << 24), Vcpu(3, ldr=0x03 << 24)))
     outs = run(qemu_engine, vm, [msi(0x01, 0x50, logical=True), msi(0x06, 0x51, logical=True),
                                  msi(0x00, 0x52, logical=True)])
     assert [o.receivers for o in outs] == [(0, 3), (1, 2, 3), ()]

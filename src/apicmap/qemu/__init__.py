@@ -3,9 +3,10 @@
 Needs ``qemu-system-x86_64`` and ``gcc`` (the guest in ``guest/`` is built on first use).
 """
 
+from . import build
 from .build import GuestBuildError, cache_dir, guest_elf
 from .engine import QemuEngine, QemuVm
 from .run import QemuRunError, QemuUnavailable, find_qemu
 
-__all__ = ["GuestBuildError", "QemuEngine", "QemuRunError", "QemuUnavailable", "QemuVm", "cache_dir",
+__all__ = ["GuestBuildError", "QemuEngine", "QemuRunError", "QemuUnavailable", "QemuVm", "build", "cache_dir",
            "find_qemu", "guest_elf"]
