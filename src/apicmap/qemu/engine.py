@@ -86,7 +86,8 @@ class QemuVm:
         runnable = [p for p in planned if isinstance(p, _Planned)]
         reports: tuple[tuple[Observed, ...], ...] = ()
         if runnable:
-            timeout = self._engine.timeout or 30.0 + 0.5 * len(self._vm.vcpus) + 0.2 * len(runnable)
+            n = len(self._vm.vcpus)  # generous: a boot, then a few ms per interrupt per vCPU
+            timeout = self._engine.timeout or 60.0 + 0.5 * n + 0.02 * n * len(runnable)
             result = run_job(self._engine.qemu, guest_elf(), len(self._vm.vcpus),
                              encode(self._vm, [p.job for p in runnable]), len(runnable), timeout)
             reports = result.reports

@@ -52,7 +52,7 @@ typedef uint32_t u32;
 /* How long a CPU keeps interrupts open in SETTLE, in PAUSE iterations. QEMU sets the IRR
    bits of every target inside the sender's MMIO or port write (hw/intc/apic.c, apic_set_irq),
    before the sender reports SEND done; the target takes them at its next TB boundary. */
-#define SETTLE_SPINS    4000
+#define SETTLE_SPINS    1000
 #define DRAIN_SPINS     200000
 #define AP_WAIT_SPINS   50000000u
 
