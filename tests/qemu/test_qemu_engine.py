@@ -214,3 +214,26 @@ def test_batch_keeps_expressible_ones(qemu_engine: QemuEngine) -> None:
     assert [r.receivers for r in (results[0], results[2]) if isinstance(r, Outcome)] == [(1,), (0,)]
     with pytest.raises(NotExpressible, match="INIT"):
         qemu_engine.prepare(vm).deliver_many([msi(1, 0x40), msi(1, 0x500)])
+
+
+def test_what_qemu_does_where_the_architecture_is_silent(qemu_engine: QemuEngine) -> None:
+    vm = VmState((Vcpu(0, ldr=0x01 << 24), Vcpu(1, ldr=0x02 << 24), Vcpu(2), Vcpu(3, dfr=CLUSTER, ldr=0x11 << 24)))
+    injections: list[Injection] = [
+        MsiInjection(0xFEE010A0, 0, 0x40),  # address bits 11:5 (an extended destination ID) set
+        msi(1, 0x741),  # ExtINT
+        icr(0, 0x8742, dest=1),  # fixed, level-triggered, level bit 0 (de-assert)
+        icr(0, 0xC743, dest=1),  # fixed, level-triggered, assert
+        msi(0xFF, 0x44, logical=True),  # logical 0xFF with flat, LDR-0 and cluster APICs
+        msi(0x11, 0x47, logical=True),  # one MDA, two DFR models
+    ]
+    ext, extint, deassert, level, logical_ff, mixed = run(qemu_engine, vm, injections)
+    assert ext.receivers == (1,)  # apic_send_msi reads address bits 19:12 only
+    assert extint.effects == (Effect(1, EffectKind.IRR, 0x41, False),)  # apic_bus_deliver: EXTINT -> apic_set_irq
+    # apic_deliver looks at the level bit for INIT only
+    assert deassert.effects == (Effect(1, EffectKind.IRR, 0x42, True),)
+    assert level.effects == (Effect(1, EffectKind.IRR, 0x43, True),)
+    assert logical_ff.receivers == (0, 1)  # flat: MDA & LDR; cluster: cluster 15 only; LDR 0: nothing
+    assert mixed.receivers == (0, 3)  # each APIC matched under its own DFR
+    arch = make_engine("arch").prepare(vm)
+    assert arch.deliver(injections[4]).receivers == (0, 1, 2, 3)
+    assert 1 in arch.deliver(injections[1]).undefined
