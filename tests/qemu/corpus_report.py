@@ -108,9 +108,27 @@ def markdown(results: list[FileResult]) -> str:
     return "\n".join(lines)
 
 
+def receivers_listing(results: list[FileResult]) -> str:
+    """Per file, each interrupt's receivers: qemu (and arch where it differs); NE = not expressible."""
+    lines = []
+    for r in results:
+        items = []
+        for row in r.rows:
+            if row.qemu is None:
+                items.append(f"#{row.index} NE")
+            elif row.agrees:
+                items.append(f"#{row.index} {list(row.qemu)}")
+            else:
+                items.append(f"#{row.index} **{list(row.qemu)} (arch {list(row.arch)})**")
+        lines.append(f"- `{r.path.parent.name}/{r.path.name}`: " + ", ".join(items))
+    return "\n".join(lines)
+
+
 def main() -> None:
     engine = QemuEngine()
     results = [run_file(engine, p) for p in scenario_files()]
+    print(f"QEMU {engine.version_text}")
+    print()
     print(markdown(results))
     print()
     for r in results:
@@ -126,6 +144,8 @@ def main() -> None:
     print()
     for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
         print(f"- {n} x {reason}")
+    print()
+    print(receivers_listing(results))
 
 
 if __name__ == "__main__":
