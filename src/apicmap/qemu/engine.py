@@ -126,7 +126,9 @@ class QemuVm:
         notes = [f"QEMU {self._engine.version_text}, TCG; every receiver is what the guest observed"]
         ignored = [name for name, on in (("use_32bit_ids", self._vm.use_32bit_ids),
                                          ("disable_broadcast_quirk", self._vm.disable_broadcast_quirk),
-                                         ("smm", self._vm.smm)) if on]
+                                         ("smm", self._vm.smm),
+                                         ("vector_hashing=false", not self._vm.vector_hashing),
+                                         ("arb_prio", any(v.arb_prio for v in self._vm.vcpus))) if on]
         if ignored:
             notes.append(f"KVM-only VM settings ignored under TCG: {', '.join(ignored)}")
         return Explanation(
