@@ -15,7 +15,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from apicmap.errors import ApicmapError
+from apicmap import ApicmapError
 
 GUEST_SOURCES = ("guest.h", "boot.S", "guest.c", "link.ld")
 # 32-bit: QEMU's -kernel multiboot loader takes only 32-bit ELF images (hw/i386/multiboot.c).

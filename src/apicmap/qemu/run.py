@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from apicmap.errors import ApicmapError
+from apicmap import ApicmapError
 
 from .build import cache_dir
 
