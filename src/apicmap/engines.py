@@ -22,4 +22,8 @@ def make_engine(name: str, kernel: str | None = None) -> Engine:
         from apicmap.kvm.engine import KvmEngine
 
         return KvmEngine()
+    if name == "qemu":
+        from apicmap.qemu.engine import QemuEngine
+
+        return QemuEngine()
     raise InputError("--engine", f"unknown engine {name!r}", ", ".join(ENGINE_NAMES))

@@ -1,4 +1,4 @@
-"""The engine interface shared by ``arch``, ``model`` and ``kvm``.
+"""The engine interface shared by ``arch``, ``model``, ``kvm`` and ``qemu``.
 
 An engine prepares a VM state once (the model builds KVM's optimized map; the kvm engine
 creates and configures a real VM), then delivers injections against that state. Every
@@ -15,7 +15,7 @@ from apicmap.domain.message import Injection
 from apicmap.domain.outcome import Outcome
 from apicmap.domain.vm import VmState
 
-ENGINE_NAMES = ("arch", "model", "kvm")
+ENGINE_NAMES = ("arch", "model", "kvm", "qemu")
 
 
 class PreparedVm(Protocol):

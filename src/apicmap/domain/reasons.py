@@ -132,6 +132,10 @@ class Code(enum.Enum):
     OBSERVED = "kvm.observed"
     OBSERVED_NOTHING = "kvm.observed-nothing"
     SIGNAL_MSI_RETURNED = "kvm.signal-msi-returned"
+    # --- real QEMU (TCG) ---
+    PATH_OBSERVED_QEMU = "path.observed-qemu"
+    NOTE_QEMU_OBSERVED = "qemu.observed"
+    NOTE_KVM_SETTINGS_IGNORED = "qemu.kvm-settings-ignored"
     # --- generic composition ---
     BOTH = "both"
 

@@ -133,6 +133,9 @@ TEMPLATES: dict[Code, str] = {
     Code.OBSERVED: "{effects}",
     Code.OBSERVED_NOTHING: "no effect",
     Code.SIGNAL_MSI_RETURNED: "KVM_SIGNAL_MSI returned {r}",
+    Code.PATH_OBSERVED_QEMU: "qemu {version} TCG: observed by the test guest",
+    Code.NOTE_QEMU_OBSERVED: "QEMU {version}, TCG; every receiver is what the guest observed",
+    Code.NOTE_KVM_SETTINGS_IGNORED: "KVM-only VM settings ignored under TCG: {settings}",
     Code.BOTH: "{first}; {then}",
 }
 
