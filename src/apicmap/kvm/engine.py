@@ -77,6 +77,11 @@ _CHANNELS_BY_MODE = {
 }
 
 
+def _waits_for_eoi(rte: int) -> bool:
+    """Level-triggered (bit 15) with Remote IRR (bit 14) set."""
+    return bool(rte & (1 << 15)) and bool(rte & (1 << 14))
+
+
 def _raw_delivery(injection: Injection) -> tuple[DeliveryMode, bool]:
     """(delivery mode, lowest-priority by RH) read straight from the raw encoding."""
     match injection:
@@ -304,6 +309,10 @@ class KvmVm:
             known_none = rejected is not None or (result is not None and result <= 0)
             order = self._scan_order(injection)
             effects = [] if known_none else self._observe(channels, result, order)
+            if isinstance(injection, IoapicInjection) and not effects and _waits_for_eoi(injection.rte):
+                # Observed, not assumed: nothing reached any vCPU, as ioapic_service() says.
+                rejected = (f"IOAPIC pin {injection.pin} is level-triggered with Remote IRR set: "
+                            "the kernel delivered nothing (ioapic_service() waits for the EOI)")
             if result is not None and len(effects) < result:
                 # The kernel accepted more than the mode's own channel shows: it can rewrite a
                 # lowest-priority physical 0xFF message to FIXED (kvm-routing.md §4.1 step 2).
@@ -360,6 +369,14 @@ class KvmVm:
         chip = s.KvmIrqchip.from_buffer_copy(self._real.ioapic_baseline)
         chip.chip.ioapic.redirtbl[injection.pin] = injection.rte
         ioctl_ptr(self._real.vm_fd, s.KVM_SET_IRQCHIP, chip)
+        # kvm_set_ioapic() copies the entry as given, Remote IRR (bit 14) included; read it back
+        # rather than assume it, so that an entry the kernel rewrote is not judged as written.
+        readback = s.KvmIrqchip(chip_id=s.KVM_IRQCHIP_IOAPIC)
+        ioctl_ptr(self._real.vm_fd, s.KVM_GET_IRQCHIP, readback)
+        programmed = int(readback.chip.ioapic.redirtbl[injection.pin])
+        if programmed != injection.rte:
+            raise NotExpressible(f"KVM_SET_IRQCHIP stored IOAPIC pin {injection.pin}'s entry as {programmed:#x}, "
+                                 f"not {injection.rte:#x}")
         line = s.KvmIrqLevel(irq=injection.pin, level=1)
         ioctl_ptr(self._real.vm_fd, s.KVM_IRQ_LINE_STATUS, line)
         if injection.rte & (1 << 16):
