@@ -7,7 +7,7 @@ from apicmap.domain.engine import ENGINE_NAMES, Engine
 
 def make_engine(name: str, kernel: str | None = None) -> Engine:
     """Build an engine by name. ``kernel`` picks the KVM release the model follows."""
-    from apicmap.errors import InputError
+    from apicmap.errors import InputError, echo
 
     if name == "arch":
         from apicmap.arch.engine import ArchEngine
@@ -22,4 +22,4 @@ def make_engine(name: str, kernel: str | None = None) -> Engine:
         from apicmap.kvm.engine import KvmEngine
 
         return KvmEngine()
-    raise InputError("--engine", f"unknown engine {name!r}", ", ".join(ENGINE_NAMES))
+    raise InputError("--engine", f"unknown engine {echo(name)}", ", ".join(ENGINE_NAMES))

@@ -104,7 +104,8 @@ def _checked(case: InterruptCase, engine: str, outcome: Outcome, skip_reason: st
     if expected is not None and tuple(expected) != outcome.receivers:
         problems.append(f"expected receivers {list(expected)}, got {list(outcome.receivers)}")
     if case.expect_return is not None and engine != "arch" and outcome.result != case.expect_return:
-        problems.append(f"expected return {case.expect_return}, got {outcome.result}")
+        got = "no return value" if outcome.result is None else str(outcome.result)
+        problems.append(f"expected return {case.expect_return}, got {got}")
     if problems:
         return CaseResult(case, engine, outcome, None, Check.FAIL, "; ".join(problems))
     return CaseResult(case, engine, outcome, None, Check.PASS)
