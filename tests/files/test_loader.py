@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from apicmap import ApicMode, InputError
-from apicmap.files.keys import SCHEMA_DIR, schema_text, scenario_schema, sequence_schema
+from apicmap.files.keys import SCHEMA_DIR, scenario_schema, schema_text, sequence_schema
 from apicmap.files.scenario import load_scenario, parse_scenario
 from apicmap.files.sequence import load_sequence, parse_sequence
 
