@@ -16,6 +16,14 @@ from apicmap.files.scenario import load_scenario
 DEFAULT_DIRS = ("corpus", "examples", "catalogue")
 
 
+def default_paths() -> list[str]:
+    """What ``apicmap conformance`` runs without paths: the corpus, examples and catalogue bundled with
+    the package (``apicmap/data/``), from any working directory."""
+    from apicmap.data import bundled_dirs
+
+    return [str(path) for path in bundled_dirs()]
+
+
 @dataclass(frozen=True, slots=True)
 class CaseReport:
     """One engine's half of one interrupt (``engine``: "arch", "model" or "kvm"; "load" for a file
