@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from apicmap.arch.predicate import acceptance, address_match
 from apicmap.decode import Refused, decode_for_arch, describe_message
-from apicmap.domain.message import Broadcast, Injection, Message, Origin, ToAll, ToSelf
+from apicmap.domain.message import Broadcast, Injection, Message, Origin, ToAll, ToSelf, is_lowest_priority
 from apicmap.domain.outcome import Effect, Explanation, Outcome, Verdict
 from apicmap.domain.vm import DfrModel, Vcpu, VmState
 from apicmap.encoding.apic_base import ApicMode
@@ -34,7 +34,7 @@ def _message_rule(message: Message, source: Vcpu | None) -> tuple[str | None, st
     if isinstance(message.dest, (ToSelf, ToAll)) and mode is not DeliveryMode.FIXED and \
             message.origin is Origin.IPI:
         return None, f"{mode.label.upper()} with this shorthand is invalid in SDM Table 10-3 (A6)"
-    lowest = mode is DeliveryMode.LOWEST or message.redirection_hint
+    lowest = is_lowest_priority(mode, message.redirection_hint)
     if lowest and isinstance(message.dest, Broadcast) and message.dest_mode is DestMode.PHYSICAL:
         return None, "lowest priority with a physical broadcast must not be programmed (A4, A8)"
     return None, None
@@ -72,8 +72,7 @@ class ArchVm:
             if accepted is Verdict.ACCEPTED:
                 addressed.append(v)
         notes = list(decoded.notes)
-        lowest = message.delivery is DeliveryMode.LOWEST or (
-            message.redirection_hint and message.dest_mode is DestMode.LOGICAL)
+        lowest = is_lowest_priority(message.delivery, message.redirection_hint, message.dest_mode)
         if lowest and undefined_all is None and len(addressed) > 1:
             self._arbitrate(addressed, verdicts, notes)
         receivers = tuple(sorted(vid for vid, (v, _, _) in verdicts.items() if v is Verdict.ACCEPTED))

@@ -102,6 +102,19 @@ class Message:
                 return Shorthand.NONE
 
 
+def is_lowest_priority(delivery: DeliveryMode, redirection_hint: bool, dest_mode: DestMode | None = None) -> bool:
+    """Whether lowest-priority arbitration applies: delivery mode LOWEST, or the redirection hint.
+
+    KVM's ``kvm_lowest_prio_delivery()`` (arch/x86/kvm/lapic.h) honours the hint in either
+    destination mode: leave ``dest_mode`` out. The architecture (SDM Vol. 3A 11.11.1, "RH = 1 and
+    DM = 0": only the processor with the matching APIC ID) honours it only with logical destination
+    mode: pass the message's ``dest_mode``.
+    """
+    if delivery is DeliveryMode.LOWEST:
+        return True
+    return redirection_hint and (dest_mode is None or dest_mode is DestMode.LOGICAL)
+
+
 # --- Injections: the raw encodings a scenario sends ------------------------------------------
 
 

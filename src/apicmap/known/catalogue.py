@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from apicmap.domain.message import Injection, Message, MsiInjection
+from apicmap.domain.message import Injection, Message, MsiInjection, is_lowest_priority
 from apicmap.domain.outcome import Outcome
 from apicmap.domain.vm import DFR_CLUSTER, DFR_FLAT, VmState
 from apicmap.encoding.apic_base import ApicMode
@@ -29,7 +29,7 @@ class KnownDifference:
 
 
 def _lowest(m: Message | None) -> bool:
-    return m is not None and (m.delivery is DeliveryMode.LOWEST or m.redirection_hint)
+    return m is not None and is_lowest_priority(m.delivery, m.redirection_hint)
 
 
 def _only_undefined(vm: VmState, i: Injection, m: Message | None, model: Outcome, arch: Outcome) -> bool:

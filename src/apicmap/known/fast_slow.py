@@ -8,10 +8,10 @@ and that no unnamed difference exists.
 
 from __future__ import annotations
 
-from apicmap.domain.message import Message
+from apicmap.domain.message import Message, is_lowest_priority
 from apicmap.domain.vm import DFR_CLUSTER, DFR_FLAT, VmState
 from apicmap.encoding.apic_base import ApicMode
-from apicmap.encoding.kinds import DeliveryMode, DestMode, Shorthand
+from apicmap.encoding.kinds import DestMode, Shorthand
 from apicmap.model.apic_map import ApicMap, LogicalMode
 from apicmap.model.match import X2APIC_BROADCAST, XAPIC_BROADCAST
 from apicmap.model.policy import KernelPolicy, PhysMapRule
@@ -41,7 +41,7 @@ def fast_slow_difference(vm: VmState, amap: ApicMap, policy: KernelPolicy, messa
     dest = message.dest_id
     if dest in (XAPIC_BROADCAST, X2APIC_BROADCAST):
         reasons.append(BROADCAST_MISMATCH)
-    lowest = message.delivery is DeliveryMode.LOWEST or message.redirection_hint
+    lowest = is_lowest_priority(message.delivery, message.redirection_hint)
     if message.dest_mode is DestMode.PHYSICAL:
         hacked = vm.use_32bit_ids or policy.phys_map is PhysMapRule.FIRST_WINS_HOTPLUG
         ids = [v.vcpu_id if v.mode is ApicMode.X2APIC else v.xapic_id for v in present]

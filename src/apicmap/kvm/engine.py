@@ -21,7 +21,14 @@ import resource
 from dataclasses import dataclass, field
 
 from apicmap.decode import describe_message
-from apicmap.domain.message import IcrInjection, Injection, IoapicInjection, MsiInjection, SelfIpiInjection
+from apicmap.domain.message import (
+    IcrInjection,
+    Injection,
+    IoapicInjection,
+    MsiInjection,
+    SelfIpiInjection,
+    is_lowest_priority,
+)
 from apicmap.domain.outcome import Effect, EffectKind, Explanation, Outcome
 from apicmap.domain.vm import Vcpu, VmState
 from apicmap.encoding.apic_base import ApicMode
@@ -340,7 +347,7 @@ class KvmVm:
             if source is not None and source.mode is ApicMode.XAPIC:
                 raise NotExpressible(f"IPI from xAPIC-mode vCPU {injection.source}: an xAPIC ICR write is MMIO "
                                      "and needs guest code; the host can only write x2APIC ICR MSRs")
-        lowest = mode is DeliveryMode.LOWEST or rh
+        lowest = is_lowest_priority(mode, rh)
         if lowest and self._engine.vector_hashing is not None and \
                 self._vm.vector_hashing != self._engine.vector_hashing:
             raise NotExpressible(f"the scenario has vector_hashing={self._vm.vector_hashing}, this host's "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from apicmap.domain.message import Message
+from apicmap.domain.message import Message, is_lowest_priority
 from apicmap.domain.outcome import Effect
 from apicmap.domain.vm import Vcpu, VmState
 from apicmap.encoding.apic_base import ApicMode
@@ -25,11 +25,6 @@ class Trace:
     path: str = ""
     reasons: dict[int, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-def is_lowest_priority(message: Message) -> bool:
-    """``kvm_lowest_prio_delivery``: LOWEST, or any MSI with the redirection hint (§3)."""
-    return message.delivery is DeliveryMode.LOWEST or message.redirection_hint
 
 
 def deliver(vm: VmState, amap: ApicMap, policy: KernelPolicy, message: Message,
@@ -72,7 +67,7 @@ def _fast_path(vm: VmState, amap: ApicMap, policy: KernelPolicy, message: Messag
         _bail(trace, f"destination 0x{dest:x} is a broadcast for the fast path")
         return None
     phys = amap.phys
-    lowest = is_lowest_priority(message)
+    lowest = is_lowest_priority(message.delivery, message.redirection_hint)
 
     if message.dest_mode is DestMode.PHYSICAL:
         if trace is not None:
@@ -185,11 +180,11 @@ def _slow_path(vm: VmState, policy: KernelPolicy, message: Message, source: Vcpu
                trace: Trace | None) -> tuple[int, list[Effect]]:
     if trace is not None and not trace.path:
         trace.path = "slow path"
-    lowest = is_lowest_priority(message)
+    lowest = is_lowest_priority(message.delivery, message.redirection_hint)
     if message.dest_mode is DestMode.PHYSICAL and message.dest_id == XAPIC_BROADCAST and lowest:
         # "phys broadcast and lowest prio": delivered as FIXED, but RH stays set (§4.1 step 2).
         message = _with_delivery(message, DeliveryMode.FIXED)
-        lowest = message.redirection_hint
+        lowest = is_lowest_priority(message.delivery, message.redirection_hint)
         if trace is not None:
             trace.notes.append("physical 0xFF with lowest priority: rewritten to FIXED")
     quirk = not vm.disable_broadcast_quirk
