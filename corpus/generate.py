@@ -152,6 +152,31 @@ def main() -> None:
                           vector=0x41, redirection_hint=True)
         body += interrupt("fixed with RH=0 reaches both", [0, 1], dest=0x03, dest_mode="logical", vector=0x41)
         write(f"cvm12-lowest{suffix}.toml", body)
+    ioapic_remote_irr()
+
+
+def rte(vector: int, delivery: int, dest: int, *, level: bool, remote_irr: bool) -> int:
+    """A raw redirection entry (82093AA datasheet, I/O redirection table): bit 14 Remote IRR, 15 trigger."""
+    return vector | delivery << 8 | remote_irr << 14 | level << 15 | dest << 56
+
+
+def ioapic_remote_irr() -> None:
+    """A level-triggered entry with Remote IRR set waits for its EOI and sends nothing (82093AA datasheet,
+    bit 14; KVM's ioapic_service() in arch/x86/kvm/ioapic.c returns before delivering); an edge-triggered
+    entry ignores the bit. Checked on the kernel by the kvm engine (tests/kvm/test_engine.py)."""
+    body = vm("IOAPIC Remote IRR (82093AA bit 14; KVM ioapic_service())", x2apic_vcpus(2), [],
+              "IOAPIC Remote IRR")
+    modes = {"fixed": 0, "lowest": 1, "smi": 2, "remrd": 3, "nmi": 4, "init": 5, "sipi": 6, "extint": 7}
+    for pin in (8, 16):  # pin 8 is the RTC pin, which KVM special-cases elsewhere
+        for name, code in modes.items():
+            body += interrupt(f"pin {pin} level, Remote IRR set, {name}: nothing is sent", [], via="ioapic", pin=pin,
+                              rte=rte(0x45, code, 1, level=True, remote_irr=True))
+    for pin in (8, 16):
+        body += interrupt(f"pin {pin} edge, Remote IRR set: delivered", [1], via="ioapic", pin=pin,
+                          rte=rte(0x45, 0, 1, level=False, remote_irr=True))
+        body += interrupt(f"pin {pin} level, Remote IRR clear: delivered", [1], via="ioapic", pin=pin,
+                          rte=rte(0x45, 0, 1, level=True, remote_irr=False))
+    write("ioapic-remote-irr.toml", body)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ RANK = {
     "explain": 5,
     "kernels": 6,
     "files": 6,
+    "data": 6,
     "importers": 7,
     "fuzz": 7,
     "app": 8,

@@ -7,7 +7,7 @@ from apicmap.domain.engine import ENGINE_NAMES, Engine
 
 def make_engine(name: str, kernel: str | None = None) -> Engine:
     """Build an engine by name. ``kernel`` picks the KVM release the model follows."""
-    from apicmap.errors import InputError
+    from apicmap.errors import InputError, echo
 
     if name == "arch":
         from apicmap.arch.engine import ArchEngine
@@ -26,4 +26,4 @@ def make_engine(name: str, kernel: str | None = None) -> Engine:
         from apicmap.qemu.engine import QemuEngine
 
         return QemuEngine()
-    raise InputError("--engine", f"unknown engine {name!r}", ", ".join(ENGINE_NAMES))
+    raise InputError("--engine", f"unknown engine {echo(name)}", ", ".join(ENGINE_NAMES))

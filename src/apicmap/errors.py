@@ -2,6 +2,33 @@
 
 from __future__ import annotations
 
+import json
+
+ECHO_LIMIT = 40  # characters of a user's value an error message repeats
+
+
+def echo(value: object, limit: int = ECHO_LIMIT) -> str:
+    """A value as the file format (TOML) writes it, cut to ``limit`` characters: ``true``, ``"text"``,
+    ``[1, 2]``, ``{ address = 0xfee00000 }``; ``nothing`` for an absent value."""
+    text = _toml(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _toml(value: object) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value) if -4096 < value < 4096 else f"{value:#x}"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    return str(value)
+
 
 class ApicmapError(Exception):
     """Base class for errors apicmap reports to users."""
@@ -15,6 +42,10 @@ class InputError(ApicmapError):
     """
 
     def __init__(self, where: str, problem: str, allowed: str | None = None) -> None:
+        # A safety net for echoed values: callers echo through ``echo()``, but a message never
+        # repeats more than a few dozen characters of input per part.
+        where, problem = _cut(where, 160), _cut(problem, 160)
+        allowed = None if allowed is None else _cut(allowed, 240)
         self.where = where
         self.problem = problem
         self.allowed = allowed
@@ -37,3 +68,8 @@ class NotExpressible(ApicmapError):
 
 class KvmUnavailable(ApicmapError):
     """/dev/kvm is absent, not accessible, or lacks a required capability."""
+
+
+def _cut(text: str, limit: int) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -125,3 +125,47 @@ def test_stateful_campaign_rediscovers_both_behaviours(tmp_path: Path) -> None:
         assert last["naive model"] != last["kvm"] == last["model"]
     tracking = StatefulCampaign(None, True, 15.0, 0, None)
     assert tracking.run() == {}
+
+
+def test_strategies_reach_every_raw_bit() -> None:
+    """Every bit of every encoding is set in some generated case and clear in another (not only the named
+    fields); the IOAPIC's level + Remote IRR corner is among them."""
+    from hypothesis import HealthCheck, Phase
+    from hypothesis import settings as hsettings
+
+    from apicmap.domain.message import IcrInjection, IoapicInjection, MsiInjection, SelfIpiInjection
+
+    widths = {"msi.address": 32, "msi.address_hi": 32, "msi.data": 32, "icr": 64, "self_ipi": 64, "rte": 64}
+    seen_set = {k: 0 for k in widths}
+    seen_clear = {k: 0 for k in widths}
+    level_remote_irr = []
+
+    def note(name: str, value: int) -> None:
+        seen_set[name] |= value
+        seen_clear[name] |= ~value & ((1 << widths[name]) - 1)
+
+    @hsettings(max_examples=3000, deadline=None, database=None, phases=[Phase.generate],
+               suppress_health_check=list(HealthCheck))
+    @given(case=cases(Profile(x2apic_sources_only=False, allow_remrd=True)))
+    def collect(case) -> None:  # type: ignore[no-untyped-def]
+        for injection in case[1]:
+            match injection:
+                case MsiInjection(address_lo=lo, address_hi=hi, data=data):
+                    note("msi.address", lo)
+                    note("msi.address_hi", hi)
+                    note("msi.data", data)
+                case IcrInjection(icr=icr):
+                    note("icr", icr)
+                case SelfIpiInjection(value=value):
+                    note("self_ipi", value)
+                case IoapicInjection(rte=rte):
+                    note("rte", rte)
+                    if rte & (1 << 15) and rte & (1 << 14) and not rte & (1 << 16):
+                        level_remote_irr.append(rte)
+
+    collect()
+    for name, width in widths.items():
+        full = (1 << width) - 1
+        assert seen_set[name] == full, f"{name}: bits never set {full & ~seen_set[name]:#x}"
+        assert seen_clear[name] == full, f"{name}: bits never clear {full & ~seen_clear[name]:#x}"
+    assert level_remote_irr

@@ -161,3 +161,17 @@ def test_every_channel_is_restored_after_any_injection(kvm_engine) -> None:  # t
         ioctl_ptr(handle.fd, s.KVM_GET_MP_STATE, mp)
         assert mp.mp_state == handle.mp_state
     assert [vm.deliver(i) for i in reversed(mixed)] == list(reversed(reference))
+
+
+@pytest.mark.parametrize("pin", [8, 16])
+def test_level_entry_with_remote_irr_reaches_nobody_on_the_kernel(  # type: ignore[no-untyped-def]
+        kvm_engine, pin: int) -> None:
+    """ioapic_service() waits for the EOI; the engine programs bit 14 as given (it reads the entry back)."""
+    vm = VmState((Vcpu(0, ApicMode.X2APIC), Vcpu(1, ApicMode.X2APIC)))
+    prepared = kvm_engine.prepare(vm)
+    base = 0x45 | 1 << 56
+    for delivery in (0, 1, 4, 5, 7):  # fixed, lowest, NMI, INIT, ExtINT
+        waiting = prepared.deliver(IoapicInjection(pin, base | delivery << 8 | 1 << 15 | 1 << 14))
+        assert waiting.receivers == () and waiting.rejected is not None
+    assert prepared.deliver(IoapicInjection(pin, base | 1 << 14)).receivers == (1,)  # edge: bit 14 ignored
+    assert prepared.deliver(IoapicInjection(pin, base | 1 << 15)).receivers == (1,)  # level, Remote IRR clear

@@ -25,7 +25,8 @@ class CheckRow:
 
     @property
     def failed_expect(self) -> bool:
-        return any(r is not None and r.check is Check.FAIL for r in (self.model, self.kvm))
+        """An expectation failed on any engine, ``arch`` included (as ``run --engine arch`` exits 1)."""
+        return any(r is not None and r.check is Check.FAIL for r in (self.arch, self.model, self.kvm))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,8 @@ def _cell(result: CaseResult | None) -> str:
         text += " refused"
     if result.check is Check.FAIL:
         text += " EXPECT-FAIL"
+    elif result.engine == "arch" and result.case.expect is not None and result.case.expect_arch is None:
+        text += " (no expect_arch: unchecked)"
     return text
 
 
@@ -100,7 +103,7 @@ def print_check(report: CheckReport) -> None:
         if not (r.differs or r.failed_expect):
             continue
         print(f"\n-- interrupt {r.arch.case.index} ({r.arch.case.name}):")
-        for label, res in (("model", r.model), ("kvm", r.kvm)):
+        for label, res in (("arch", r.arch), ("model", r.model), ("kvm", r.kvm)):
             if res is None or res.outcome is None:
                 continue
             if res.check is Check.FAIL:

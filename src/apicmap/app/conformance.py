@@ -3,25 +3,55 @@ kernel and the model, with a summary, JUnit XML and TAP (the kselftest / kvm-uni
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 from apicmap.app.check import check_scenario
-from apicmap.app.runner import Check
+from apicmap.app.runner import CaseResult, Check
 from apicmap.errors import ApicmapError
 from apicmap.files.scenario import load_scenario
 
 DEFAULT_DIRS = ("corpus", "examples", "catalogue")
 
 
+def default_paths() -> list[str]:
+    """What ``apicmap conformance`` runs without paths: the corpus, examples and catalogue bundled with
+    the package (``apicmap/data/``), from any working directory."""
+    from apicmap.data import bundled_dirs
+
+    return [str(path) for path in bundled_dirs()]
+
+
 @dataclass(frozen=True, slots=True)
 class CaseReport:
+    """One engine's half of one interrupt (``engine``: "arch", "model" or "kvm"; "load" for a file
+    that could not be loaded). ``skipped`` only when ``ok``: why that half did not run."""
+
     suite: str  # the file
     name: str
     ok: bool
     skipped: str | None
     detail: str
+    engine: str = "model"
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    files: int
+    interrupts: int
+    passed: int
+    failed: int
+    skipped: int
+
+
+def summarize(reports: list[CaseReport]) -> Summary:
+    """Counts for the closing line: interrupts are counted once, pass/fail/skip per engine half."""
+    failed = sum(not r.ok for r in reports)
+    skipped = sum(r.ok and r.skipped is not None for r in reports)
+    interrupts = len({(r.suite, r.name) for r in reports if r.engine != "load"})
+    return Summary(len({r.suite for r in reports}), interrupts, len(reports) - failed - skipped, failed, skipped)
 
 
 def collect(paths: list[str]) -> list[Path]:
@@ -37,7 +67,9 @@ def collect(paths: list[str]) -> list[Path]:
 
 def run_conformance(paths: list[str]) -> list[CaseReport]:
     """Model and kernel on the same release: this host's. Expectations written for another KVM
-    release are reported n/a by the runner rather than checked."""
+    release are reported n/a by the runner rather than checked. Each interrupt gives one report
+    per engine: where the kernel is unusable, only its half is skipped; the arch and model halves
+    pass or fail on their own. A file that cannot be loaded is that file's failure; the run goes on."""
     import os
 
     host_release = os.uname().release
@@ -46,22 +78,32 @@ def run_conformance(paths: list[str]) -> list[CaseReport]:
         try:
             report = check_scenario(load_scenario(path), kernel=host_release)
         except ApicmapError as err:
-            reports.append(CaseReport(str(path), "(load)", False, None, str(err)))
+            reports.append(CaseReport(str(path), "(load)", False, None, str(err), "load"))
             continue
         for row in report.rows:
             name = f"#{row.arch.case.index} {row.arch.case.name}"
-            skipped = report.kvm_skipped or (row.kvm.not_expressible if row.kvm is not None else None)
-            problems = []
+            reports.append(_half(str(path), name, "arch", row.arch, []))
+            reports.append(_half(str(path), name, "model", row.model, []))
+            if row.kvm is None:
+                reports.append(CaseReport(str(path), name, True, report.kvm_skipped or "kvm engine not run", "",
+                                          "kvm"))
+                continue
+            differs = []
             if row.differs:
-                assert row.model.outcome is not None and row.kvm is not None and row.kvm.outcome is not None
-                problems.append(f"model {list(row.model.outcome.receivers)} r={row.model.outcome.result} != "
-                                f"kvm {list(row.kvm.outcome.receivers)} r={row.kvm.outcome.result}")
-            for label, result in (("model", row.model), ("kvm", row.kvm)):
-                if result is not None and result.check is Check.FAIL:
-                    problems.append(f"{label}: {result.check_detail}")
-            reports.append(CaseReport(str(path), name, not problems, skipped if not problems else None,
-                                      "; ".join(problems)))
+                assert row.model.outcome is not None and row.kvm.outcome is not None
+                differs.append(f"model {list(row.model.outcome.receivers)} r={row.model.outcome.result} != "
+                               f"kvm {list(row.kvm.outcome.receivers)} r={row.kvm.outcome.result}")
+            reports.append(_half(str(path), name, "kvm", row.kvm, differs))
     return reports
+
+
+def _half(suite: str, name: str, engine: str, result: CaseResult, problems: list[str]) -> CaseReport:
+    if result.check is Check.FAIL:
+        problems = [*problems, f"{engine}: {result.check_detail}"]
+    if problems:
+        return CaseReport(suite, name, False, None, "; ".join(problems), engine)
+    skipped = result.not_expressible if result.outcome is None else None
+    return CaseReport(suite, name, True, skipped, "", engine)
 
 
 def junit_xml(reports: list[CaseReport]) -> str:
@@ -74,7 +116,7 @@ def junit_xml(reports: list[CaseReport]) -> str:
                               failures=str(sum(not c.ok for c in cases)),
                               skipped=str(sum(c.ok and c.skipped is not None for c in cases)))
         for c in cases:
-            case = ET.SubElement(suite, "testcase", classname=suite_name, name=c.name)
+            case = ET.SubElement(suite, "testcase", classname=suite_name, name=f"{c.name} [{c.engine}]")
             if not c.ok:
                 ET.SubElement(case, "failure", message=c.detail)
             elif c.skipped is not None:
@@ -87,7 +129,7 @@ def tap(reports: list[CaseReport]) -> str:
     for i, r in enumerate(reports, 1):
         status = "ok" if r.ok else "not ok"
         directive = f" # SKIP {r.skipped}" if r.ok and r.skipped else ""
-        lines.append(f"{status} {i} {r.suite} {r.name}{directive}")
+        lines.append(f"{status} {i} {r.suite} {r.name} [{r.engine}]{directive}")
         if not r.ok:
-            lines.append(f"  ---\n  message: {r.detail!r}\n  ...")
+            lines.append(f"  ---\n  message: {json.dumps(r.detail)}\n  ...")
     return "\n".join(lines) + "\n"

@@ -7,7 +7,7 @@ from apicmap.encoding.fields import Layout
 from apicmap.encoding.icr import SELF_IPI_LAYOUT, X2APIC_ICR_LAYOUT, XAPIC_ICR2_LAYOUT, XAPIC_ICR_LAYOUT
 from apicmap.encoding.ioapic import RTE_LAYOUT
 from apicmap.encoding.msi import MSI_ADDRESS_LAYOUT, MSI_DATA_LAYOUT, guest_ext_dest_id
-from apicmap.errors import EncodingError
+from apicmap.errors import EncodingError, echo
 
 Row = tuple[str, str, int, str]
 FORMS = ("msi ADDRESS DATA (ADDRESS may be 64-bit: hi<<32|lo)", "icr VALUE (64-bit x2APIC) | icr LOW [ICR2] (xAPIC)",
@@ -18,8 +18,30 @@ def _rows(layout: Layout, value: int, prefix: str = "") -> list[Row]:
     return [(prefix + f, b, v, m) for f, b, v, m in layout.rows(value)]
 
 
+def parse_value(text: str, where: str) -> int:
+    """One register value from the command line: hex with 0x, binary with 0b, or decimal; never negative."""
+    try:
+        value = int(text.replace("_", ""), 0)
+    except ValueError:
+        raise EncodingError(where, f"cannot read value {echo(text)}", "integers, e.g. 0xFEE01000 or 4096") from None
+    if value < 0:
+        raise EncodingError(where, f"negative value {echo(text)}", "0..2**64-1 (a register value is unsigned)")
+    return value
+
+
+def parse_values(kind: str, texts: list[str]) -> list[int]:
+    """The values of ``apicmap decode KIND VALUE...``, each checked by ``parse_value``."""
+    return [parse_value(text, f"decode {kind}") for text in texts]
+
+
 def describe(kind: str, values: list[int]) -> list[Row]:
     where = f"decode {kind}"
+    for value in values:
+        if value < 0 or value >> 64:
+            raise EncodingError(where, f"value {echo(value)} is not an unsigned 64-bit register value",
+                                "0..2**64-1")
+    if kind == "msi" and len(values) == 2 and values[1] > 0xFFFFFFFF:
+        raise EncodingError(where, f"data {values[1]:#x} is wider than 32 bits", "0..0xffffffff")
     if kind == "msi":
         if len(values) != 2:
             raise EncodingError(where, f"{len(values)} values", "msi ADDRESS DATA")
@@ -56,4 +78,4 @@ def describe(kind: str, values: list[int]) -> list[Row]:
         return rows
     if kind == "selfipi":
         return _rows(SELF_IPI_LAYOUT, values[0])
-    raise EncodingError("decode", f"unknown kind {kind!r}", "; ".join(FORMS))
+    raise EncodingError("decode", f"unknown kind {echo(kind)}", "; ".join(FORMS))

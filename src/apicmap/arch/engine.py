@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from apicmap.arch.predicate import acceptance, address_match
 from apicmap.decode import Refused, decode_for_arch, describe_message
 from apicmap.domain.engine import Closing, PreparedBase
-from apicmap.domain.message import Broadcast, Injection, Message, Origin, ToAll, ToSelf
+from apicmap.domain.message import Broadcast, Injection, Message, Origin, ToAll, ToSelf, is_lowest_priority
 from apicmap.domain.outcome import Effect, Explanation, Outcome, Verdict
 from apicmap.domain.reasons import Code, Reason, because
 from apicmap.domain.vm import DfrModel, Vcpu, VmState
@@ -37,7 +37,8 @@ def _message_rule(message: Message, source: Vcpu | None) -> tuple[str | None, Re
     if isinstance(message.dest, (ToSelf, ToAll)) and mode is not DeliveryMode.FIXED and \
             message.origin is Origin.IPI:
         return None, because(Code.ARCH_SHORTHAND_INVALID, delivery=mode.label.upper())
-    if message.lowest_priority and isinstance(message.dest, Broadcast) and message.dest.dest_mode is DestMode.PHYSICAL:
+    if is_lowest_priority(mode, message.redirection_hint) and isinstance(message.dest, Broadcast) \
+            and message.dest.dest_mode is DestMode.PHYSICAL:
         return None, because(Code.ARCH_LOWEST_BROADCAST)
     return None, None
 
@@ -74,10 +75,7 @@ class ArchVm(PreparedBase):
             verdicts[v.vcpu_id] = (accepted, effect, because(Code.BOTH, first=why, then=how))
             if accepted is Verdict.ACCEPTED:
                 addressed.append(v)
-        # Lowest-priority arbitration applies to LOWEST, and to an RH=1 MSI only in logical mode
-        # (SDM Vol. 3A 11.11.1: with RH=1 and physical mode the message goes to the one named APIC).
-        lowest = message.delivery is DeliveryMode.LOWEST or (
-            message.redirection_hint and message.dest.address[1] is DestMode.LOGICAL)
+        lowest = is_lowest_priority(message.delivery, message.redirection_hint, message.dest.address[1])
         if lowest and undefined_all is None and len(addressed) > 1:
             self._arbitrate(addressed, verdicts, notes)
         receivers = tuple(sorted(vid for vid, (v, _, _) in verdicts.items() if v is Verdict.ACCEPTED))

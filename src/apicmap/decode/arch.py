@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from apicmap.decode.common import Refused, destination, icr_message, source_mode, split_icr
+from apicmap.decode.common import Refused, destination, icr_message, remote_irr_reason, source_mode, split_icr
 from apicmap.domain.message import (
     IcrInjection,
     Injection,
@@ -86,6 +86,10 @@ def decode_for_arch(injection: Injection, vm: VmState) -> ArchDecoded:
             rte = RedirectionEntry.from_value(raw_rte)
             if rte.masked:
                 return ArchDecoded(Refused(f"IOAPIC pin {injection.pin} is masked: nothing is sent"))
+            if rte.remote_irr and rte.trigger is Trigger.LEVEL:
+                # 82093AA datasheet, I/O redirection table, bit 14 (Remote IRR): set while a
+                # level-triggered interrupt awaits its EOI; the IOAPIC sends nothing meanwhile.
+                return ArchDecoded(Refused(remote_irr_reason(injection.pin)))
             return ArchDecoded(Message(vector=rte.vector, delivery=rte.delivery,
                                        dest=destination(Shorthand.NONE, rte.dest, rte.dest_mode, 8),
                                        trigger=rte.trigger, level=True, redirection_hint=False,

@@ -30,6 +30,12 @@ class Refused:
     reason: str
 
 
+def remote_irr_reason(pin: int) -> str:
+    """Why a level-triggered redirection entry with Remote IRR (bit 14) set sends nothing."""
+    return (f"IOAPIC pin {pin} is level-triggered with Remote IRR set: it waits for the EOI, "
+            "nothing is sent")
+
+
 def destination(shorthand: Shorthand, dest_id: int, dest_mode: DestMode, width: int) -> Destination:
     """The explicit destination: a shorthand, an all-ones broadcast in the encoding's width, or an ID."""
     if shorthand is Shorthand.SELF:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from apicmap.decode.common import Refused, destination, icr_message, source_mode, split_icr
+from apicmap.decode.common import Refused, destination, icr_message, remote_irr_reason, source_mode, split_icr
 from apicmap.domain.message import (
     IcrInjection,
     Injection,
@@ -83,6 +83,10 @@ def decode_for_kvm(injection: Injection, vm: VmState, rules: KvmDecodeRules) -> 
             rte = RedirectionEntry.from_value(raw_rte)
             if rte.masked:
                 return Refused(f"IOAPIC pin {injection.pin} is masked: nothing is sent")
+            if rte.remote_irr and rte.trigger is Trigger.LEVEL:
+                # ioapic_service() (arch/x86/kvm/ioapic.c) returns without delivering while a
+                # level-triggered entry waits for its EOI, for every delivery mode and pin.
+                return Refused(remote_irr_reason(injection.pin))
             # The in-kernel IOAPIC uses only the 8-bit RTE destination, level 1, no RH (§5).
             return Message(vector=rte.vector, delivery=rte.delivery,
                            dest=destination(Shorthand.NONE, rte.dest, rte.dest_mode, 8), trigger=rte.trigger,

@@ -136,10 +136,21 @@ class Message:
 
     @property
     def lowest_priority(self) -> bool:
-        """Lowest-priority arbitration applies: delivery mode LOWEST, or an MSI whose redirection
-        hint is set (SDM Vol. 3A 11.11.1: RH=1 "the message is directed to the processor with the
-        lowest interrupt priority"; KVM's ``kvm_lowest_prio_delivery``)."""
-        return self.delivery is DeliveryMode.LOWEST or self.redirection_hint
+        """KVM's reading (``kvm_lowest_prio_delivery``): LOWEST, or the redirection hint in either mode."""
+        return is_lowest_priority(self.delivery, self.redirection_hint)
+
+
+def is_lowest_priority(delivery: DeliveryMode, redirection_hint: bool, dest_mode: DestMode | None = None) -> bool:
+    """Whether lowest-priority arbitration applies: delivery mode LOWEST, or the redirection hint.
+
+    KVM's ``kvm_lowest_prio_delivery()`` (arch/x86/kvm/lapic.h) honours the hint in either
+    destination mode: leave ``dest_mode`` out. The architecture (SDM Vol. 3A 11.11.1, "RH = 1 and
+    DM = 0": only the processor with the matching APIC ID) honours it only with logical destination
+    mode: pass the message's ``dest_mode``.
+    """
+    if delivery is DeliveryMode.LOWEST:
+        return True
+    return redirection_hint and (dest_mode is None or dest_mode is DestMode.LOGICAL)
 
 
 # --- Injections: the raw encodings a scenario sends ------------------------------------------

@@ -1,7 +1,8 @@
-"""Sequence files: VMM operations in order, for map-lifecycle behaviours (issue #4 item 3).
+"""Sequence files: VMM operations in order, for map-lifecycle behaviours.
 
 A scenario file describes a state; a sequence file describes how a VMM got there, one ioctl at
-a time, because some behaviours exist only in the order of operations (kvm-routing.md §2.2).
+a time, because some behaviours exist only in the order of operations. The keys are in
+``files/keys.py`` (``SEQUENCE``), checked by the same loader as scenario files.
 
 ```toml
 [[step]]
@@ -17,20 +18,21 @@ expect_return = 1           # optional: what KVM_SIGNAL_MSI returns
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from apicmap.domain.message import MsiInjection
-from apicmap.domain.vm import DFR_FLAT, MAX_VCPU_ID
+from apicmap.domain.vm import DFR_CLUSTER, DFR_FLAT
 from apicmap.encoding.apic_base import ApicMode
 from apicmap.errors import InputError
+from apicmap.files.keys import MSI_FIELDS, OPS, SEQUENCE, SEQUENCE_KEYS, STEP_KEYS
+from apicmap.files.spec import read_toml, validate
 from apicmap.files.writer import injection_toml
 from apicmap.model.lifecycle import ModelLifecycle
 from apicmap.model.policy import policy_for_release
 
-OPS = ("create_vcpu", "set_apic_base", "set_lapic", "enable_cap", "signal_msi")
+__all__ = ["OPS", "Step", "apply", "is_sequence_file", "load_sequence", "parse_sequence", "run_sequence_check"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,48 +71,44 @@ class Step:
 
 def is_sequence_file(path: str | Path) -> bool:
     try:
-        return "step" in tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+        return "step" in read_toml(path)
+    except InputError:
         return False
 
 
 def load_sequence(path: str | Path) -> tuple[list[Step], str | None]:
-    where = str(path)
-    try:
-        document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise InputError(where, f"cannot read the sequence: {err}") from None
-    kernel = document.get("sequence", {}).get("kernel")
-    steps = [_step(entry, f"{where}: [[step]] #{i + 1}") for i, entry in enumerate(document.get("step", []))]
-    return steps, kernel
+    return parse_sequence(read_toml(path), str(path))
+
+
+def parse_sequence(document: dict[str, Any], where: str = "<sequence>") -> tuple[list[Step], str | None]:
+    """The steps and the ``[sequence] kernel``; checked by the same key tables as scenario files."""
+    for key in document:
+        if key not in ("sequence", "step"):
+            raise InputError(f"{where}: {key}", "unknown table", ", ".join(s.title for s in SEQUENCE))
+    header = validate(document.get("sequence", {}), SEQUENCE_KEYS, f"{where}: [sequence]")
+    kernel = header.get("kernel")
+    if kernel is not None:
+        policy_for_release(kernel, header.at("kernel"))
+    entries = document.get("step", [])
+    if not isinstance(entries, list):
+        raise InputError(f"{where}: step", "must be an array of tables", "[[step]] entries")
+    return [_step(entry, f"{where}: [[step]] #{i + 1}") for i, entry in enumerate(entries)], kernel
 
 
 def _step(entry: Any, place: str) -> Step:
-    if not isinstance(entry, dict) or entry.get("op") not in OPS:
-        raise InputError(f"{place} op", f"bad value {entry.get('op') if isinstance(entry, dict) else entry!r}",
-                         ", ".join(OPS))
-    def num(key: str, high: int, default: int = 0) -> int:
-        value = entry.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
-            raise InputError(f"{place} {key}", f"bad value {value!r}", f"0..{high:#x}")
-        return value
-    mode_text = entry.get("mode", "xapic")
-    try:
-        mode = ApicMode(mode_text)
-    except ValueError:
-        raise InputError(f"{place} mode", f"bad value {mode_text!r}", '"xapic", "x2apic", "disabled"') from None
+    op = validate(entry, STEP_KEYS, place).require("op")
+    table = validate(entry, STEP_KEYS, place, discriminator="op", chosen=op)
     msi = None
-    if "msi" in entry:
-        raw = entry["msi"]
-        if not isinstance(raw, dict):
-            raise InputError(f"{place} msi", f"bad value {raw!r}", "{ address = ..., address_hi = ..., data = ... }")
-        msi = MsiInjection(int(raw.get("address", 0xFEE00000)) & 0xFFFFFFFF, int(raw.get("address_hi", 0)),
-                           int(raw.get("data", 0)))
-    flags = entry.get("x2apic_api", [])
-    expect = entry.get("expect_return")
-    return Step(entry["op"], num("vcpu_id", MAX_VCPU_ID), mode, num("apic_id", 0xFF), num("ldr_register", 0xFFFFFFFF),
-                num("dfr", 0xFFFFFFFF, DFR_FLAT), bool(entry.get("sw_enabled", True)), "use_32bit_ids" in flags,
-                "disable_broadcast_quirk" in flags, msi, expect if isinstance(expect, int) else None)
+    if op == "signal_msi":
+        raw = validate(table.require("msi"), MSI_FIELDS, table.at("msi"))
+        address: int = raw.get("address")
+        msi = MsiInjection(address & 0xFFFFFFFF, raw.get("address_hi", address >> 32), raw.get("data"))
+    flags = table.get("x2apic_api")
+    dfr = table.get("dfr")
+    return Step(op, table.get("vcpu_id"), ApicMode(table.get("mode")), table.get("apic_id"),
+                table.get("ldr_register"), {"flat": DFR_FLAT, "cluster": DFR_CLUSTER}[dfr] if isinstance(dfr, str)
+                else dfr, table.get("sw_enabled"), "use_32bit_ids" in flags, "disable_broadcast_quirk" in flags,
+                msi, table.get("expect_return"))
 
 
 def apply(step: Step, target: Any) -> int | None:

@@ -3,16 +3,25 @@
 Hypothesis generates (VM state, injections) cases biased toward the corners. Every injection is
 judged by both engines; a divergence whose signature is new (and, against ``arch``, not in the
 catalogue of known differences) is raised so that Hypothesis shrinks the case to a minimal one,
-which is written out as a scenario file that ``apicmap check`` re-runs.
+which is kept as a scenario text (and written out as a file that ``apicmap check`` re-runs when
+the campaign has an output directory).
+
+A ``FuzzStore`` makes campaigns resume: Hypothesis's example database (a
+``DirectoryBasedExampleDatabase``) and, next to it, the index of findings already reported, so
+that a later campaign does not report them as new. ``--out DIR`` keeps both in DIR; without it
+the CLI keeps them under the user's cache directory (``default_store``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
@@ -24,6 +33,7 @@ from apicmap.domain.message import Injection
 from apicmap.domain.outcome import Outcome
 from apicmap.domain.vm import VmState
 from apicmap.errors import NotExpressible
+from apicmap.files.output import atomic_write_text
 from apicmap.files.writer import scenario_toml
 from apicmap.fuzz.signature import signature
 from apicmap.fuzz.strategies import Profile, cases
@@ -32,7 +42,7 @@ from apicmap.model.engine import ModelEngine
 from apicmap.model.policy import policy_for_release
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Finding:
     signature: str
     rule: str
@@ -41,13 +51,78 @@ class Finding:
     model: Outcome
     other: Outcome
     found_after: float  # seconds into the campaign when first detected (shrinking comes after)
-    reproducer: str | None = None
+    scenario: str = ""  # the shrunk case as a scenario file's text, kept with or without --out
+    reproducer: str | None = None  # where the scenario was written, with --out
 
     def to_json(self) -> dict[str, object]:
         return {"signature": self.signature, "rule": self.rule, "found_after_s": round(self.found_after, 3),
                 "model": list(self.model.receivers), "model_return": self.model.result,
                 "other": list(self.other.receivers), "other_return": self.other.result,
-                "reproducer": self.reproducer}
+                "reproducer": self.reproducer, "scenario": self.scenario}
+
+
+def cache_dir() -> Path:
+    """``$APICMAP_CACHE``, else ``$XDG_CACHE_HOME/apicmap``, else ``~/.cache/apicmap``."""
+    if os.environ.get("APICMAP_CACHE"):
+        return Path(os.environ["APICMAP_CACHE"])
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "apicmap"
+    return Path.home() / ".cache" / "apicmap"
+
+
+@dataclass(frozen=True, slots=True)
+class FuzzStore:
+    """Where a campaign keeps its example database and its index of reported findings."""
+
+    database: Path
+    index: Path
+
+    @staticmethod
+    def in_dir(out: Path) -> FuzzStore:
+        """``--out DIR``: ``DIR/fuzz-db/`` and ``DIR/findings.json``."""
+        return FuzzStore(out / "fuzz-db", out / "findings.json")
+
+    def saved(self) -> dict[str, dict[str, object]]:
+        """The findings earlier campaigns reported, by signature (empty when there is no index)."""
+        try:
+            entries = json.loads(self.index.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(entries, list):
+            return {}
+        return {str(e["signature"]): e for e in entries if isinstance(e, dict) and "signature" in e}
+
+    def remember(self, findings: Iterable[Finding]) -> None:
+        """Add findings to the index (merged with what is there: parallel jobs share it), atomically."""
+        entries = self.saved()
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        for f in findings:
+            entries.setdefault(f.signature, {"signature": f.signature, "rule": f.rule, "saved_at": now,
+                                             "reproducer": f.reproducer, "scenario": f.scenario})
+        self.index.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.index, json.dumps(list(entries.values()), indent=2) + "\n")
+
+
+def default_store(against: str, kernel: str | None) -> FuzzStore:
+    """Without ``--out``: ``<cache>/fuzz-db/<against>-<kernel>/`` and ``<against>-<kernel>.findings.json``."""
+    name = f"{against}-{kernel or 'newest'}"
+    root = cache_dir() / "fuzz-db"
+    return FuzzStore(root / name, root / f"{name}.findings.json")
+
+
+class _CorpusDatabase(DirectoryBasedExampleDatabase):
+    """The example database, keeping every input that ever diverged.
+
+    Hypothesis deletes a saved example that no longer fails when it replays it; a finding already
+    in the index no longer fails here by design (it is not reported twice), so deleting would empty
+    the corpus at every resume. Moves (to the secondary corpus) copy for the same reason.
+    """
+
+    def delete(self, key: bytes, value: bytes) -> None:
+        pass
+
+    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+        self.save(dest, value)
 
 
 @dataclass(slots=True)
@@ -55,11 +130,13 @@ class Campaign:
     against: str
     kernel: str | None = None
     seconds: float = 60.0
-    seed: int = 0
-    out: Path | None = None
+    seed: int | None = None  # None: fresh inputs every campaign; N: the same inputs for the same N
+    out: Path | None = None  # reproducer files; with no store given, the store is kept here too
     progress: Callable[[Campaign], None] | None = None
     max_findings: int | None = None  # stop early (used by time-to-find measurements)
-    findings: list[Finding] = field(default_factory=list)
+    store: FuzzStore | None = None  # None and no out: an in-memory database, no index
+    findings: list[Finding] = field(default_factory=list)  # new ones, in the order they were detected
+    saved: dict[str, dict[str, object]] = field(default_factory=dict)  # reported by earlier campaigns
     pairs: int = 0
     cases: int = 0
     skipped: int = 0
@@ -74,12 +151,18 @@ class Campaign:
     def run(self) -> list[Finding]:
         model_engine = ModelEngine(policy_for_release(self.kernel))
         other, profile = self._other_engine()
-        database: ExampleDatabase = (DirectoryBasedExampleDatabase(str(self.out / ".hypothesis"))
-                                     if self.out else InMemoryExampleDatabase())
+        if self.store is None and self.out is not None:
+            self.store = FuzzStore.in_dir(self.out)
+        database: ExampleDatabase = InMemoryExampleDatabase()
         if self.out:
             self.out.mkdir(parents=True, exist_ok=True)
+        if self.store is not None:
+            self.store.database.mkdir(parents=True, exist_ok=True)
+            database = _CorpusDatabase(str(self.store.database))
+            self.saved = self.store.saved()
+            self._known.update(self.saved)
         self.started = time.monotonic()
-        chunk = self.seed
+        chunk = 0
         try:
             while self.elapsed < self.seconds and not self._enough():
                 self._chunk(model_engine, other, profile, database, chunk)
@@ -101,15 +184,23 @@ class Campaign:
         return ArchEngine(), Profile(x2apic_sources_only=False, allow_remrd=True)
 
     def _chunk(self, model_engine: ModelEngine, other: Engine, profile: Profile, database: ExampleDatabase,
-               chunk_seed: int) -> None:
+               chunk: int) -> None:
         campaign = self
+        # The saved corpus is replayed once, by the first chunk; later chunks only generate.
+        phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink] if chunk == 0 else \
+            [Phase.generate, Phase.shrink]
+        chosen = settings(max_examples=200, deadline=None, database=database, phases=phases,
+                          suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
 
-        @seed(chunk_seed)
-        @settings(max_examples=200, deadline=None, database=database, suppress_health_check=list(HealthCheck),
-                  phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink], report_multiple_bugs=False)
         @given(cases(profile))
         def probe(case: tuple[VmState, list[Injection]]) -> None:
             campaign._probe(model_engine, other, *case)
+
+        if self.seed is not None:
+            # @seed alone would also set database=None; @settings applied after it puts the
+            # database back (a settings decorator replaces the test's settings as a whole).
+            probe = seed(self.seed + chunk)(probe)
+        probe = chosen(probe)
 
         try:
             probe()
@@ -149,7 +240,8 @@ class Campaign:
             if sig in self._known or self._catalogued(vm, injection, ours, theirs):
                 continue
             self._first_seen.setdefault(sig, self.elapsed)
-            raise _Divergence(Finding(sig, rule, vm, injection, ours, theirs, self.elapsed))
+            raise _Divergence(Finding(signature=sig, rule=rule, vm=vm, injection=injection, model=ours,
+                                      other=theirs, found_after=self.elapsed))
 
     def _agree(self, ours: Outcome, theirs: Outcome) -> bool:
         if self.against == "kvm":
@@ -170,18 +262,23 @@ class Campaign:
         if finding.signature in self._known:
             return
         self._known.add(finding.signature)
-        path = self._write(finding) if self.out else None
+        text = self._scenario(finding)
+        path = None
+        if self.out:
+            path = self.out / _file_name(finding)
+            atomic_write_text(path, text)
         detected = self._first_seen.get(finding.signature, finding.found_after)
-        self.findings.append(Finding(finding.signature, finding.rule, finding.vm, finding.injection, finding.model,
-                                     finding.other, detected, path))
+        kept = Finding(signature=finding.signature, rule=finding.rule, vm=finding.vm, injection=finding.injection,
+                       model=finding.model, other=finding.other, found_after=detected, scenario=text,
+                       reproducer=None if path is None else str(path))
+        self.findings.append(kept)
+        self.findings.sort(key=lambda f: f.found_after)  # detection order (shrinking finishes later)
+        if self.store is not None:
+            self.store.remember([kept])
         if self.progress is not None:
             self.progress(self)
 
-    def _write(self, finding: Finding) -> str:
-        assert self.out is not None
-        digest = hashlib.sha1(finding.signature.encode()).hexdigest()[:8]
-        slug = re.sub(r"[^a-z0-9]+", "-", finding.rule.lower()).strip("-")[:40]
-        path = self.out / f"{slug}-{digest}.toml"
+    def _scenario(self, finding: Finding) -> str:
         other = finding.other.engine
         kernel = self.kernel
         expect = finding.other.receivers if other == "kvm" else finding.model.receivers
@@ -191,9 +288,14 @@ class Campaign:
                   f"model: {list(finding.model.receivers)} return {finding.model.result}; "
                   f"{other}: {list(finding.other.receivers)} return {finding.other.result}",
                   "re-run: apicmap check THIS_FILE"]
-        path.write_text(scenario_toml(finding.vm, [("divergence", finding.injection, expect, expect_arch)],
-                                      kernel=kernel, header=header))
-        return str(path)
+        return scenario_toml(finding.vm, [("divergence", finding.injection, expect, expect_arch)],
+                             kernel=kernel, header=header)
+
+
+def _file_name(finding: Finding) -> str:
+    digest = hashlib.sha1(finding.signature.encode()).hexdigest()[:8]
+    slug = re.sub(r"[^a-z0-9]+", "-", finding.rule.lower()).strip("-")[:40]
+    return f"{slug}-{digest}.toml"
 
 
 def _leaves(group: BaseExceptionGroup[_Divergence] | None) -> list[_Divergence]:

@@ -23,6 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_s
 from apicmap.domain.message import MsiInjection
 from apicmap.domain.vm import DFR_CLUSTER, DFR_FLAT
 from apicmap.encoding.apic_base import ApicMode
+from apicmap.files.output import atomic_write_text
 from apicmap.files.sequence import Step, apply
 from apicmap.kvm.driver import RealSequence
 from apicmap.model.lifecycle import ModelLifecycle
@@ -192,5 +193,5 @@ class StatefulCampaign:
             lines += ["[sequence]", f'kernel = "{self.kernel}"']
         for step in divergence.steps:
             lines += ["", *step.toml()]
-        path.write_text("\n".join(lines) + "\n")
+        atomic_write_text(path, "\n".join(lines) + "\n")
         return str(path)

@@ -1,7 +1,9 @@
 """Hypothesis strategies for VM states and injections, biased toward the corners (issue #4 item 1):
 sparse and aliased IDs, vcpu_ids above 255, mixed xAPIC/x2APIC, multi-bit and duplicate LDRs, raw
 DFR values, software- and hardware-disabled APICs, X2APIC_API flags; every encoding and delivery
-mode, shorthands, broadcasts, RH, and destinations near the boundaries."""
+mode, shorthands, broadcasts, RH, and destinations near the boundaries. On top of the named
+fields, every raw bit of every encoding (MSI address, address_hi and data; ICR; SELF_IPI; the
+IOAPIC redirection entry, Remote IRR and polarity included) is set or cleared now and then."""
 
 from __future__ import annotations
 
@@ -54,10 +56,25 @@ _DEST = st.sampled_from(DESTS)
 _DEST_CHOICE = st.integers(0, 5)
 _ANY_U32 = st.integers(0, 0xFFFFFFFF)
 _HI = st.sampled_from([0, 1, 0x100])
-_PIN = st.sampled_from([16, 17, 20, 23])
+_PIN = st.sampled_from([0, 2, 8, 16, 17, 20, 23])
 _SELF_VALUE = st.one_of(st.integers(0, 0xFF), st.sampled_from([0x100, 0x131]))
 _SHORTHAND = st.sampled_from([0, 0, 0, 1, 2, 3])
 _ICR_JUNK = st.sampled_from([1 << 12, 1 << 13, 1 << 16, 1 << 20])
+_RAW_HOW = st.integers(0, 7)  # 0: flip one bit, 1: flip a random mask, else leave the value as built
+_BIT = st.integers(0, 63)
+_U64 = st.integers(0, (1 << 64) - 1)
+# IOAPIC entries: (level-triggered, Remote IRR) corners, weighted toward the plain ones.
+_RTE_STATE = st.sampled_from([(0, 0), (0, 0), (1, 0), (1, 0), (1, 1), (0, 1)])
+
+
+def _raw_bits(draw: st.DrawFn, value: int, width: int) -> int:
+    """Now and then flip one raw bit, or a random mask, of a ``width``-bit encoding."""
+    how = draw(_RAW_HOW)
+    if how == 0:
+        return value ^ (1 << (draw(_BIT) % width))
+    if how == 1:
+        return value ^ (draw(_U64) & ((1 << width) - 1))
+    return value
 
 
 @st.composite
@@ -106,21 +123,22 @@ def injections(draw: st.DrawFn, vm: VmState, profile: Profile = Profile()) -> In
         lo = 0xFEE00000 | (dest & 0xFF) << 12 | rh << 3 | logical << 2
         hi = dest & 0xFFFFFF00 if draw(_SMALL) else draw(_HI)
         data = vector | mode << 8 | draw(_BOOL) << 14 | trigger << 15
-        return MsiInjection(lo, hi, data)
+        return MsiInjection(_raw_bits(draw, lo, 32), _raw_bits(draw, hi, 32), _raw_bits(draw, data, 32))
     if kind == "ioapic":
-        rte = vector | mode << 8 | logical << 11 | trigger << 15 | (dest & 0xFF) << 56
+        level, remote_irr = draw(_RTE_STATE)
+        rte = vector | mode << 8 | logical << 11 | remote_irr << 14 | level << 15 | (dest & 0xFF) << 56
         if draw(_SMALL) == 0:
             rte |= 1 << 16  # masked
-        return IoapicInjection(draw(_PIN), rte)
+        return IoapicInjection(draw(_PIN), _raw_bits(draw, rte, 64))
     source = sources[draw(_INDEX) % len(sources)]
     if kind == "self":
-        return SelfIpiInjection(source, draw(_SELF_VALUE))
+        return SelfIpiInjection(source, _raw_bits(draw, draw(_SELF_VALUE), 64))
     shorthand = draw(_SHORTHAND)
     level = draw(_SMALL) != 0
     low = vector | mode << 8 | logical << 11 | level << 14 | trigger << 15 | shorthand << 18
     if draw(_SMALL) == 0:
         low |= draw(_ICR_JUNK)  # busy or reserved bits
-    return IcrInjection(source, (dest & 0xFFFFFFFF) << 32 | low)
+    return IcrInjection(source, _raw_bits(draw, (dest & 0xFFFFFFFF) << 32 | low, 64))
 
 
 @st.composite

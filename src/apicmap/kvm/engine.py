@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 
 from apicmap.decode import describe_message
 from apicmap.domain.engine import Closing, PreparedBase
-from apicmap.domain.message import IcrInjection, Injection, IoapicInjection, MsiInjection, SelfIpiInjection
+from apicmap.domain.message import (
+    IcrInjection,
+    Injection,
+    IoapicInjection,
+    MsiInjection,
+    SelfIpiInjection,
+    is_lowest_priority,
+)
 from apicmap.domain.outcome import Effect, EffectKind, Explanation, Outcome
 from apicmap.domain.reasons import Code, because
 from apicmap.domain.vm import Vcpu, VmState
@@ -77,6 +84,11 @@ _CHANNELS_BY_MODE = {
     DeliveryMode.SIPI: frozenset({MP}),
     DeliveryMode.REMRD: frozenset({IRR}),
 }
+
+
+def _waits_for_eoi(rte: int) -> bool:
+    """Level-triggered (bit 15) with Remote IRR (bit 14) set."""
+    return bool(rte & (1 << 15)) and bool(rte & (1 << 14))
 
 
 def _raw_delivery(injection: Injection) -> tuple[DeliveryMode, bool]:
@@ -306,6 +318,10 @@ class KvmVm(PreparedBase):
             known_none = rejected is not None or (result is not None and result <= 0)
             order = self._scan_order(injection)
             effects = [] if known_none else self._observe(channels, result, order)
+            if isinstance(injection, IoapicInjection) and not effects and _waits_for_eoi(injection.rte):
+                # Observed, not assumed: nothing reached any vCPU, as ioapic_service() says.
+                rejected = (f"IOAPIC pin {injection.pin} is level-triggered with Remote IRR set: "
+                            "the kernel delivered nothing (ioapic_service() waits for the EOI)")
             if result is not None and len(effects) < result:
                 # The kernel accepted more than the mode's own channel shows: it can rewrite a
                 # lowest-priority physical 0xFF message to FIXED (kvm-routing.md §4.1 step 2).
@@ -334,7 +350,7 @@ class KvmVm(PreparedBase):
             if source is not None and source.mode is ApicMode.XAPIC:
                 raise NotExpressible(f"IPI from xAPIC-mode vCPU {injection.source}: an xAPIC ICR write is MMIO "
                                      "and needs guest code; the host can only write x2APIC ICR MSRs")
-        lowest = mode is DeliveryMode.LOWEST or rh
+        lowest = is_lowest_priority(mode, rh)
         if lowest and self._engine.vector_hashing is not None and \
                 self._vm.vector_hashing != self._engine.vector_hashing:
             raise NotExpressible(f"the scenario has vector_hashing={self._vm.vector_hashing}, this host's "
@@ -363,6 +379,14 @@ class KvmVm(PreparedBase):
         chip = s.KvmIrqchip.from_buffer_copy(self._real.ioapic_baseline)
         chip.chip.ioapic.redirtbl[injection.pin] = injection.rte
         ioctl_ptr(self._real.vm_fd, s.KVM_SET_IRQCHIP, chip)
+        # kvm_set_ioapic() copies the entry as given, Remote IRR (bit 14) included; read it back
+        # rather than assume it, so that an entry the kernel rewrote is not judged as written.
+        readback = s.KvmIrqchip(chip_id=s.KVM_IRQCHIP_IOAPIC)
+        ioctl_ptr(self._real.vm_fd, s.KVM_GET_IRQCHIP, readback)
+        programmed = int(readback.chip.ioapic.redirtbl[injection.pin])
+        if programmed != injection.rte:
+            raise NotExpressible(f"KVM_SET_IRQCHIP stored IOAPIC pin {injection.pin}'s entry as {programmed:#x}, "
+                                 f"not {injection.rte:#x}")
         line = s.KvmIrqLevel(irq=injection.pin, level=1)
         ioctl_ptr(self._real.vm_fd, s.KVM_IRQ_LINE_STATUS, line)
         if injection.rte & (1 << 16):
