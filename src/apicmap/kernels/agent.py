@@ -13,11 +13,11 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import PreparedVm, make_engine
-from ..engine import Engine
+from .. import ApicmapError, Engine, PreparedVm, make_engine
 from .protocol import LineBuffer, encode_line
 from .wire import decode_injection, decode_vm, encode_error, encode_outcome
 
@@ -28,7 +28,8 @@ SERIAL_DEVICE = "/dev/ttyS1"
 class Agent:
     """Dispatches requests. Holds the kvm engine (made on first use) and the prepared VMs by handle."""
 
-    def __init__(self) -> None:
+    def __init__(self, engine_factory: Callable[[], Engine] = lambda: make_engine("kvm")) -> None:
+        self._engine_factory = engine_factory
         self._engine: Engine | None = None
         self._prepared: dict[int, PreparedVm] = {}
         self._next_handle = 1
@@ -36,7 +37,7 @@ class Agent:
 
     def _kvm(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine("kvm")
+            self._engine = self._engine_factory()
         return self._engine
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -44,7 +45,7 @@ class Agent:
         try:
             result = self._dispatch(request)
         except Exception as err:  # every failure goes back to the host, typed
-            if not isinstance(err, ValueError | LookupError) and type(err).__module__.startswith("apicmap") is False:
+            if not isinstance(err, ApicmapError):  # not an answer the kvm engine means to give: keep the trace
                 traceback.print_exc(file=sys.stderr)
             return {"id": request_id, "ok": False, "error": encode_error(err)}
         return {"id": request_id, "ok": True, "result": result}
@@ -103,6 +104,7 @@ def serve(read_fd: int, write_fd: int, agent: Agent | None = None, *, eof_is_end
     """
     agent = agent or Agent()
     lines = LineBuffer()
+    _announce(write_fd)
     try:
         while not agent.done:
             data = os.read(read_fd, 1 << 16)
@@ -123,6 +125,19 @@ def serve(read_fd: int, write_fd: int, agent: Agent | None = None, *, eof_is_end
         agent.close_all()
 
 
+def _announce(fd: int, patience: float = 30.0) -> None:
+    """Say ``ready``. A virtio-serial write fails while no host is connected, so retry for a while."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            _write_all(fd, encode_line({"ready": True, "pid": os.getpid()}))
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -131,8 +146,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def find_virtio_port(name: str = VIRTIO_PORT_NAME, timeout: float = 20.0) -> Path:
-    """The /dev node of the virtio-serial port named ``name`` (its name is in /sys/class/virtio-ports/*/name,
-    see Documentation/ABI/stable/sysfs-class-virtio-ports... and virtio_console.c's ``show_port_name``)."""
+    """The /dev node of the virtio-serial port named ``name``: the port's name (QEMU's ``virtserialport,name=``)
+    is in /sys/class/virtio-ports/<port>/name (``show_port_name`` in drivers/char/virtio_console.c)."""
     deadline = time.monotonic() + timeout
     while True:
         for entry in sorted(Path("/sys/class/virtio-ports").glob("*")):
@@ -152,9 +167,11 @@ def open_channel(kind: str) -> int:
     if kind == "virtio":
         return os.open(find_virtio_port(), os.O_RDWR)
     fd = os.open(SERIAL_DEVICE, os.O_RDWR | os.O_NOCTTY)
+    import termios
     import tty
 
     tty.setraw(fd)  # no echo, no line discipline: the bytes are the protocol
+    termios.tcflush(fd, termios.TCIOFLUSH)  # whatever arrived (and was echoed) before raw mode
     return fd
 
 

@@ -63,8 +63,9 @@ class GuestKernel:
         """Load order for a guest whose CPU wants ``vendor`` (kvm_amd or kvm_intel)."""
         if vendor in self.load_orders:
             return self.load_orders[vendor]
-        if KvmPackaging.BUILT_IN.value in self.load_orders:
-            return self.load_orders[KvmPackaging.BUILT_IN.value]
+        for packaging in (KvmPackaging.BUILT_IN, KvmPackaging.UNKNOWN):  # KVM built in, or not there at all
+            if packaging.value in self.load_orders:
+                return self.load_orders[packaging.value]
         return ()
 
     def to_manifest(self, directory: Path) -> dict[str, object]:

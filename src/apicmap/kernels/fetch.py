@@ -6,6 +6,7 @@ archive) and unpacked with ``dpkg-deb -x``; only the image and the modules a gue
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -132,8 +133,6 @@ def _download_and_unpack(package: str, base: Path, progress: Progress) -> GuestK
         final = GuestKernel(release=kernel.release, image=target_dir / "vmlinuz", source=kernel.source,
                             module_files={n: target_dir / "modules" / p.name for n, p in kernel.module_files.items()},
                             load_orders=kernel.load_orders, kvm=kernel.kvm, virtio_console=kernel.virtio_console)
-        import json
-
         (target_dir / "manifest.json").write_text(json.dumps(final.to_manifest(target_dir), indent=1) + "\n")
         progress(f"cached {release} in {target_dir}")
         return final

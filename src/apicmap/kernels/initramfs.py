@@ -73,9 +73,7 @@ def _pad(out: BinaryIO, length: int) -> None:
 
 def write_newc(out: BinaryIO, entries: Iterable[CpioEntry], *, mtime: int = 0) -> None:
     """Write ``entries`` then the trailer. Directories must come before what they hold."""
-    inode = 0
-    for entry in [*entries, CpioEntry(TRAILER, 0)]:
-        inode += 1
+    for inode, entry in enumerate([*entries, CpioEntry(TRAILER, 0)], start=1):
         name = entry.name.lstrip("/").encode() + b"\0"
         is_trailer = entry.name == TRAILER
         fields = (

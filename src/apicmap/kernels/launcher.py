@@ -118,7 +118,8 @@ def qemu_command(qemu: str, config: QemuConfig) -> list[str]:
         "-chardev", f"socket,id=apicmap,path={config.socket_path},server=on,wait=off",
     ]
     if config.channel is Channel.VIRTIO_SERIAL:
-        command += ["-device", "virtio-serial-pci", "-device", f"virtserialport,chardev=apicmap,name={VIRTIO_PORT_NAME}"]
+        command += ["-device", "virtio-serial-pci",
+                    "-device", f"virtserialport,chardev=apicmap,name={VIRTIO_PORT_NAME}"]
     else:
         command += ["-serial", "chardev:apicmap"]  # ttyS1
     return command

@@ -30,4 +30,4 @@ class LineBuffer:
             raise ValueError("line longer than the protocol allows")
         *lines, rest = self._pending.split(b"\n")
         self._pending = bytearray(rest)
-        return [line for line in lines if line.strip()]
+        return [bytes(line) for line in lines if line.strip()]

@@ -9,6 +9,7 @@ injections in one round trip.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -89,6 +90,7 @@ class GuestSession:
         self.closed = False
         try:
             channel = Channel.VIRTIO_SERIAL if kernel.virtio_console else Channel.SERIAL
+            self.channel = channel
             agent = AgentCommand(python=sys.executable, pythonpath=project_source_path(), channel=channel)
             initrd = build_initramfs(self._workdir / "initrd", module_files=dict(kernel.module_files),
                                      load_order=kernel.modules_for(self.choice.guest_vendor), agent=agent)
@@ -97,7 +99,10 @@ class GuestSession:
                                 acceleration=self.choice.acceleration, memory_mb=memory_mb, cpus=cpus)
             self._process = GuestProcess(qemu_command(qemu, config), self.log_path)
             self._connect(config.socket_path, boot_timeout)
-            self.hello: dict[str, Any] = self._request({"op": "hello"}, boot_timeout, booting=True)
+            boot_deadline = self._process.started + boot_timeout
+            self._wait_ready(boot_deadline, boot_timeout)
+            self.hello: dict[str, Any] = self._request({"op": "hello"}, max(boot_deadline - time.monotonic(), 5.0),
+                                                       booting=True)
             self.boot_seconds = time.monotonic() - self._process.started
             if not self.hello.get("kvm_available"):
                 why = self.hello.get("why_not") or "unknown"
@@ -154,6 +159,32 @@ class GuestSession:
             if time.monotonic() > deadline:
                 raise self._process.failure(f"{self.kernel.release}: QEMU did not open the agent socket {path}")
             time.sleep(0.05)
+
+    def _wait_ready(self, deadline: float, timeout: float) -> None:
+        """Wait for the agent's ``ready`` line. Anything before it is skipped: on a serial channel the tty
+        may echo bytes that arrived before the agent switched it to raw mode."""
+        assert self._socket is not None and self._process is not None
+        while True:
+            while self._ready:
+                try:
+                    line = json.loads(self._ready.pop(0))
+                except ValueError:
+                    continue
+                if isinstance(line, dict) and line.get("ready"):
+                    return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise GuestBootTimeout(f"{self.kernel.release}: the guest agent did not start within "
+                                       f"{timeout:.0f} s of boot{self._no_kvm_hint()}", self.log_path)
+            readable, _, _ = select.select([self._socket], [], [], min(0.5, remaining))
+            if not readable:
+                if not self._process.alive():
+                    raise self._process.failure(self.kernel.release)
+                continue
+            data = self._socket.recv(1 << 20)
+            if not data:
+                raise self._lost("the channel closed before the agent started")
+            self._ready.extend(self._lines.feed(data))
 
     def request(self, message: dict[str, Any], timeout: float | None = None) -> Any:
         """Send one request, return its result or raise the error it came back with."""
@@ -220,10 +251,8 @@ class GuestSession:
             return
         try:
             if polite and self._socket is not None and self._process is not None and self._process.alive():
-                try:
+                with contextlib.suppress(GuestError, OSError):
                     self._request({"op": "shutdown"}, 10.0)
-                except (GuestError, OSError):
-                    pass
         finally:
             self.closed = True
             if self._socket is not None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from .. import errors as apicmap_errors
 from .. import (
     ApicMode,
     Effect,
@@ -24,6 +23,7 @@ from .. import (
     Vcpu,
     VmState,
 )
+from .. import errors as apicmap_errors
 from .errors import GuestChannelError, RemoteError
 
 JsonObject = dict[str, Any]

@@ -1,0 +1,106 @@
+"""Real kernels under QEMU: the routing change of v6.3 seen on 6.1 and 6.12 themselves."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from apicmap import IcrInjection, MsiInjection, NotExpressible, Vcpu, VmState, make_engine
+from apicmap.kernels import (
+    GuestKernel,
+    GuestKvmMissing,
+    GuestSession,
+    KernelImageError,
+    fetch,
+    open_session,
+    parse_spec,
+)
+from apicmap.kernels.initramfs import Channel
+
+pytestmark = pytest.mark.guest
+
+ALIASED = VmState((Vcpu(0), Vcpu(1), Vcpu(2, xapic_id=1)))
+TO_ID_1 = MsiInjection(0xFEE01000, 0, 0x40)
+
+
+def test_6_1_delivers_to_the_first_alias_only(guest_6_1: GuestSession) -> None:
+    assert guest_6_1.release.startswith("6.1.") and guest_6_1.vendor == "kvm_amd"
+    assert guest_6_1.hello["api_version"] == 12
+    outcome = guest_6_1.engine().prepare(ALIASED).deliver(TO_ID_1)
+    assert (outcome.receivers, outcome.result) == ((1,), 1)
+
+
+def test_6_12_delivers_to_both_aliases(guest_6_12: GuestSession) -> None:
+    assert guest_6_12.release.startswith("6.12.")
+    outcome = guest_6_12.engine().prepare(ALIASED).deliver(TO_ID_1, explain=True)
+    assert (outcome.receivers, outcome.result) == ((1, 2), 2)
+    assert outcome.explanation is not None and outcome.explanation.reason_for(2) == "IRR 0x40"
+
+
+def test_model_agrees_with_each_guest(guest_6_1: GuestSession, guest_6_12: GuestSession) -> None:
+    injections = [MsiInjection(0xFEE00000 | (dest << 12), 0, 0x30 + dest) for dest in range(4)]
+    for guest in (guest_6_1, guest_6_12):
+        remote = guest.engine().prepare(ALIASED).deliver_many(injections)
+        model = make_engine("model", guest.release).prepare(ALIASED)
+        assert all(r.same_as(model.deliver(i)) for r, i in zip(remote, injections, strict=True)), guest.release
+
+
+def test_batch_equals_one_by_one_and_errors_keep_their_type(guest_6_12: GuestSession) -> None:
+    prepared = guest_6_12.engine().prepare(ALIASED)
+    injections = [TO_ID_1, MsiInjection(0xFEE00000, 0, 0x41), MsiInjection(0xFEEFF000, 0, 0x42)] * 5
+    batch = prepared.deliver_many(injections)
+    assert batch == [prepared.deliver(i) for i in injections]
+    with pytest.raises(NotExpressible, match="xAPIC"):
+        prepared.deliver(IcrInjection(0, 0x40))  # an xAPIC-mode source needs guest code, as on the host
+    prepared.close()
+
+
+def _unpacked_debian_modules(kernel: GuestKernel, into: Path) -> Path:
+    """The package's own lib/modules tree, as a user who unpacked it would have it."""
+    subprocess.run(["apt-get", "download", kernel.source], cwd=into, check=True, capture_output=True)
+    deb = next(into.glob("*.deb"))
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(into / "root")], check=True)
+    return into / "root/lib/modules" / kernel.release
+
+
+def test_user_image_path_with_its_modules(debian_6_12: GuestKernel, tmp_path: Path) -> None:
+    modules = _unpacked_debian_modules(debian_6_12, tmp_path)
+    image = shutil.copy(debian_6_12.image, tmp_path / "bzImage")
+    spec = parse_spec(str(image), modules=modules)
+    with open_session(spec, log_dir=tmp_path / "logs") as guest:
+        assert guest.release == debian_6_12.release and guest.kernel.image == tmp_path / "bzImage"
+        outcome = guest.engine().prepare(ALIASED).deliver(TO_ID_1)
+        assert (outcome.receivers, outcome.result) == ((1, 2), 2)
+
+
+def test_serial_channel_when_virtio_console_is_unknown(debian_6_12: GuestKernel, tmp_path: Path) -> None:
+    """The cache's flat module directory has no modules.builtin, so virtio_console (built into 6.12) is unknown."""
+    kernel = fetch(parse_spec(str(debian_6_12.image), modules=debian_6_12.image.parent / "modules"))
+    assert kernel.virtio_console is None
+    with GuestSession(kernel, log_dir=tmp_path) as guest:
+        assert guest.channel is Channel.SERIAL
+        outcome = guest.engine().prepare(ALIASED).deliver(TO_ID_1)
+        assert (outcome.receivers, outcome.result) == ((1, 2), 2)
+
+
+def test_kernel_without_kvm_is_a_clear_error(debian_6_12: GuestKernel, tmp_path: Path) -> None:
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    for name, path in debian_6_12.module_files.items():
+        if not name.startswith(("kvm", "irqbypass", "ccp")):
+            shutil.copy(path, modules / path.name)
+    with pytest.raises(GuestKvmMissing) as caught:
+        open_session(str(debian_6_12.image), modules=modules, log_dir=tmp_path / "logs")
+    message = str(caught.value)
+    assert "/dev/kvm" in message and str(tmp_path / "logs") in message and "\n" not in message
+
+
+def test_broken_image_is_a_clear_error(tmp_path: Path) -> None:
+    broken = tmp_path / "bzImage"
+    broken.write_bytes(b"MZ" + bytes(8192))
+    with pytest.raises(KernelImageError) as caught:
+        open_session(str(broken), log_dir=tmp_path)
+    assert str(broken) in str(caught.value) and "not an x86 bzImage" in str(caught.value)
