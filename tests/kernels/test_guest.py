@@ -10,8 +10,10 @@ import pytest
 
 from apicmap import IcrInjection, MsiInjection, NotExpressible, Vcpu, VmState, make_engine
 from apicmap.kernels import (
+    GuestBootTimeout,
     GuestKernel,
     GuestKvmMissing,
+    GuestPanic,
     GuestSession,
     KernelImageError,
     fetch,
@@ -104,3 +106,16 @@ def test_broken_image_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(KernelImageError) as caught:
         open_session(str(broken), log_dir=tmp_path)
     assert str(broken) in str(caught.value) and "not an x86 bzImage" in str(caught.value)
+
+
+def test_boot_timeout_names_the_log(debian_6_1: GuestKernel, tmp_path: Path) -> None:
+    with pytest.raises(GuestBootTimeout) as caught:
+        GuestSession(debian_6_1, log_dir=tmp_path, boot_timeout=2.0)
+    assert "2 s" in str(caught.value) and str(tmp_path) in str(caught.value)
+
+
+def test_panic_is_reported_with_its_line(debian_6_1: GuestKernel, tmp_path: Path) -> None:
+    # A missing rdinit makes the kernel fall back to mounting a root device, which does not exist: panic.
+    with pytest.raises(GuestPanic) as caught:
+        GuestSession(debian_6_1, log_dir=tmp_path, kernel_args="rdinit=/absent")
+    assert "Kernel panic - not syncing" in str(caught.value) and str(tmp_path) in str(caught.value)

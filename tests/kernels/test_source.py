@@ -10,7 +10,8 @@ from apicmap.kernels import KernelImageError, SpecKind, parse_spec
 from apicmap.kernels.source import read_bzimage_header
 
 
-@pytest.mark.parametrize(("text", "series"), [("debian:6.1", "6.1"), ("debian:6.12", "6.12"), (" debian:5.10 ", "5.10")])
+@pytest.mark.parametrize(("text", "series"),
+                         [("debian:6.1", "6.1"), ("debian:6.12", "6.12"), (" debian:5.10 ", "5.10")])
 def test_debian_series(text: str, series: str) -> None:
     spec = parse_spec(text)
     assert spec.kind is SpecKind.DEBIAN_SERIES and spec.series == series and spec.package is None

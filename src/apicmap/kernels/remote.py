@@ -67,11 +67,14 @@ def _prune_logs(directory: Path) -> None:
 
 
 class GuestSession:
-    """One booted guest kernel and the channel to its agent. Close it (or use ``with``) to power it off."""
+    """One booted guest kernel and the channel to its agent. Close it (or use ``with``) to power it off.
+
+    ``kernel_args`` are appended to the kernel command line (later parameters override earlier ones).
+    """
 
     def __init__(self, kernel: GuestKernel, *, log_dir: Path | None = None, boot_timeout: float = DEFAULT_BOOT_TIMEOUT,
                  acceleration: Acceleration | None = None, memory_mb: int = 1024, cpus: int = 1,
-                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> None:
+                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT, kernel_args: str = "") -> None:
         self.kernel = kernel
         self.request_timeout = request_timeout
         self.choice: AccelerationChoice = choose_acceleration(acceleration)
@@ -94,7 +97,8 @@ class GuestSession:
             agent = AgentCommand(python=sys.executable, pythonpath=project_source_path(), channel=channel)
             initrd = build_initramfs(self._workdir / "initrd", module_files=dict(kernel.module_files),
                                      load_order=kernel.modules_for(self.choice.guest_vendor), agent=agent)
-            config = QemuConfig(image=kernel.image, initrd=initrd, append=kernel_command_line(channel),
+            append = f"{kernel_command_line(channel)} {kernel_args}".strip()
+            config = QemuConfig(image=kernel.image, initrd=initrd, append=append,
                                 socket_path=self._workdir / "agent.sock", channel=channel,
                                 acceleration=self.choice.acceleration, memory_mb=memory_mb, cpus=cpus)
             self._process = GuestProcess(qemu_command(qemu, config), self.log_path)
@@ -267,13 +271,13 @@ class GuestSession:
 
 def open_session(spec: KernelSpec | str, *, modules: str | Path | None = None, log_dir: Path | None = None,
                  boot_timeout: float = DEFAULT_BOOT_TIMEOUT, acceleration: Acceleration | None = None,
-                 memory_mb: int = 1024, cpus: int = 1, cache: Path | None = None,
+                 memory_mb: int = 1024, cpus: int = 1, cache: Path | None = None, kernel_args: str = "",
                  progress: Callable[[str], None] | None = None) -> GuestSession:
     """Fetch (or find in the cache) and boot ``spec``; returns once the guest's agent has said hello."""
     parsed = parse_spec(spec, modules=modules) if isinstance(spec, str) else spec
     kernel = fetch(parsed, root=cache, progress=progress or (lambda _: None))
     return GuestSession(kernel, log_dir=log_dir, boot_timeout=boot_timeout, acceleration=acceleration,
-                        memory_mb=memory_mb, cpus=cpus)
+                        memory_mb=memory_mb, cpus=cpus, kernel_args=kernel_args)
 
 
 class RemotePreparedVm:
