@@ -73,3 +73,13 @@ def test_bzimage_errors(tmp_path: Path) -> None:
         read_bzimage_header(tmp_path / "absent")
     with pytest.raises(KernelImageError, match="too old"):
         read_bzimage_header(_fake_bzimage(tmp_path / "old", b"2.6.0", protocol=0x0205))
+
+
+def test_package_exports_resolve() -> None:
+    import apicmap.kernels as kernels
+
+    assert sorted(kernels.__all__) == sorted(kernels._WHERE)
+    for name in kernels.__all__:
+        assert getattr(kernels, name) is not None
+    with pytest.raises(AttributeError):
+        _ = kernels.not_a_name  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ archive) and unpacked with ``dpkg-deb -x``; only the image and the modules a gue
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
 import shutil
@@ -50,7 +51,14 @@ def fetch(spec: KernelSpec, *, root: Path | None = None, progress: Progress = _q
     cached = find_cached(source=package, root=root)
     if cached is not None:
         return cached
-    return _download_and_unpack(package, kernels_dir(root), progress)
+    base = kernels_dir(root)
+    base.mkdir(parents=True, exist_ok=True)
+    with (base / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another apicmap may be fetching the same package
+        cached = find_cached(source=package, root=root)
+        if cached is not None:
+            return cached
+        return _download_and_unpack(package, base, progress)
 
 
 def _newest_cached_of_series(series: str, root: Path | None) -> GuestKernel | None:

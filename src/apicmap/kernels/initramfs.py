@@ -33,6 +33,10 @@ MARK_MOUNT_FAILED = f"{MARK} cannot mount the host share"
 MARK_AGENT_START = f"{MARK} starting agent"
 MARK_AGENT_EXIT = f"{MARK} agent exited"
 HOST_SHARE_TAG = "apicmap_host"
+# cache=loose lets the guest keep what it read of the host's files (Documentation/filesystems/9p.rst): the
+# share is read-only and the host's Python does not change during a session, and without it every stat
+# of every import is a round trip to QEMU.
+SHARE_OPTIONS = "trans=virtio,version=9p2000.L,ro,msize=524288,cache=loose"
 
 
 class Channel(enum.Enum):
@@ -145,7 +149,9 @@ class AgentCommand:
     channel: Channel
 
     def argv(self) -> list[str]:
-        return [self.python, "-m", "apicmap.kernels.agent", "--channel", self.channel.value]
+        # -S: no site-packages processing; the agent needs only the standard library and apicmap, and every
+        # file a .pth or site hook touches is a 9p round trip under an emulated CPU.
+        return [self.python, "-S", "-m", "apicmap.kernels.agent", "--channel", self.channel.value]
 
 
 def init_script(modules: Iterable[str], agent: AgentCommand) -> str:
@@ -162,13 +168,13 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 {load}
 fail() {{ echo "$1"; poweroff -f; sleep 5; }}
-mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 {HOST_SHARE_TAG} /host || fail '{MARK_MOUNT_FAILED}'
+mount -t 9p -o {SHARE_OPTIONS} {HOST_SHARE_TAG} /host || fail '{MARK_MOUNT_FAILED}'
 mount -t devtmpfs devtmpfs /host/dev || fail '{MARK} cannot mount /dev in the host share'
 mount -t proc proc /host/proc
 mount -t sysfs sysfs /host/sys
 mount -t tmpfs tmpfs /host/tmp
 [ -c /dev/kvm ] || echo '{MARK_NO_KVM}'
-echo '{MARK_AGENT_START}'
+echo "{MARK_AGENT_START} at uptime $(cut -d' ' -f1 /proc/uptime) s"
 chroot /host /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin {env} {run}
 echo "{MARK_AGENT_EXIT} with status $?"
 poweroff -f

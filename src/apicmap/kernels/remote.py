@@ -105,6 +105,7 @@ class GuestSession:
             self._connect(config.socket_path, boot_timeout)
             boot_deadline = self._process.started + boot_timeout
             self._wait_ready(boot_deadline, boot_timeout)
+            self.ready_seconds = time.monotonic() - self._process.started
             self.hello: dict[str, Any] = self._request({"op": "hello"}, max(boot_deadline - time.monotonic(), 5.0),
                                                        booting=True)
             self.boot_seconds = time.monotonic() - self._process.started
