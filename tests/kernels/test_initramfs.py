@@ -70,7 +70,7 @@ def test_init_script_loads_modules_in_order_and_runs_the_agent() -> None:
     inserted = [line.split()[1] for line in script.splitlines() if line.startswith("insmod ")]
     assert inserted == ["/modules/irqbypass.ko", "/modules/kvm.ko", "/modules/kvm_amd.ko"]
     chroot = next(line for line in script.splitlines() if line.startswith("chroot /host"))
-    assert "'/opt/py dir/python' -m apicmap.kernels.agent --channel serial" in chroot
+    assert "'/opt/py dir/python' -S -m apicmap.kernels.agent --channel serial" in chroot
     assert "PYTHONPATH=/src" in chroot
     assert script.index(MARK_AGENT_START) < script.index("chroot /host")
     # busybox sh must accept it

@@ -78,7 +78,10 @@ def test_bzimage_errors(tmp_path: Path) -> None:
 def test_package_exports_resolve() -> None:
     import apicmap.kernels as kernels
 
-    assert sorted(kernels.__all__) == sorted(kernels._WHERE)
+    assert sorted(kernels.__all__) == sorted([*kernels._WHERE, "fetch"])
+    import apicmap.kernels.fetch  # noqa: F401  (binds the submodule's name on the package, unless it was eager)
+
+    assert callable(kernels.fetch)
     for name in kernels.__all__:
         assert getattr(kernels, name) is not None
     with pytest.raises(AttributeError):

@@ -17,6 +17,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# Imported eagerly: importing a submodule binds its name on the package, so the function ``fetch`` would
+# otherwise be replaced by the module ``fetch`` whenever another module imports that submodule first.
+from .fetch import fetch
+
 if TYPE_CHECKING:
     from .cache import CachedKernel, GuestKernel, KvmPackaging, cache_root, list_cached
     from .errors import (
@@ -31,7 +35,6 @@ if TYPE_CHECKING:
         QemuMissing,
         RemoteError,
     )
-    from .fetch import fetch
     from .launcher import Acceleration
     from .remote import GuestSession, RemoteKvmEngine, RemotePreparedVm, open_session
     from .source import KernelSpec, SpecKind, parse_spec
@@ -42,7 +45,7 @@ _WHERE = {
     "GuestBootFailed": "errors", "GuestBootTimeout": "errors", "GuestChannelError": "errors", "GuestError": "errors",
     "GuestKvmMissing": "errors", "GuestPanic": "errors", "KernelFetchError": "errors", "KernelImageError": "errors",
     "QemuMissing": "errors", "RemoteError": "errors",
-    "fetch": "fetch", "Acceleration": "launcher",
+    "Acceleration": "launcher",
     "GuestSession": "remote", "RemoteKvmEngine": "remote", "RemotePreparedVm": "remote", "open_session": "remote",
     "KernelSpec": "source", "SpecKind": "source", "parse_spec": "source",
 }
