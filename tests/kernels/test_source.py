@@ -85,4 +85,4 @@ def test_package_exports_resolve() -> None:
     for name in kernels.__all__:
         assert getattr(kernels, name) is not None
     with pytest.raises(AttributeError):
-        _ = kernels.not_a_name  # type: ignore[attr-defined]
+        _ = kernels.not_a_name

@@ -95,7 +95,7 @@ def test_errors_come_back_as_the_same_type() -> None:
     original = InputError("vcpu 3", "bad LDR", "0..0xffffffff")
     back = decode_error(_through_json(encode_error(original)))  # type: ignore[arg-type]
     assert type(back) is InputError and str(back) == str(original)
-    assert (back.where, back.problem, back.allowed) == ("vcpu 3", "bad LDR", "0..0xffffffff")  # type: ignore[attr-defined]
+    assert (back.where, back.problem, back.allowed) == ("vcpu 3", "bad LDR", "0..0xffffffff")
 
     ioctl = decode_error(_through_json(encode_error(KvmIoctlError("KVM_SIGNAL_MSI", errno.EINVAL))))  # type: ignore[arg-type]
     assert type(ioctl) is KvmIoctlError and ioctl.errno == errno.EINVAL and "KVM_SIGNAL_MSI" in str(ioctl)
