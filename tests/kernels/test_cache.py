@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from apicmap.kernels import KernelImageError, KvmPackaging, cache_root, fetch, list_cached, parse_spec
+from apicmap.kernels import KernelFetchError, KernelImageError, KvmPackaging, cache_root, fetch, list_cached, parse_spec
 from apicmap.kernels.cache import GuestKernel, find_cached, load_cached
 
 from .test_modules import fake_module
@@ -71,3 +71,22 @@ def test_image_path_with_module_tree(tmp_path: Path) -> None:
     assert built_in.kvm is KvmPackaging.UNKNOWN and built_in.module_files == {} and built_in.virtio_console is None
     with pytest.raises(KernelImageError, match="no such modules directory"):
         fetch(parse_spec(str(image), modules=tmp_path / "nope"))
+
+
+def test_debian_series_falls_back_to_the_newest_cached_without_apt(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    _cache_entry(tmp_path, "6.1.0-47-amd64")
+    _cache_entry(tmp_path, "6.1.0-9-amd64")
+    _cache_entry(tmp_path, "6.12.107+deb12-amd64")
+    monkeypatch.setenv("PATH", str(tmp_path / "no-apt"))
+    assert fetch(parse_spec("debian:6.1"), root=tmp_path).release == "6.1.0-47-amd64"
+    assert fetch(parse_spec("debian:6.12"), root=tmp_path).release == "6.12.107+deb12-amd64"
+    with pytest.raises(KernelFetchError, match="apt-cache is not installed"):
+        fetch(parse_spec("debian:5.10"), root=tmp_path)
+
+
+def test_modules_for_falls_back_to_built_in_or_unknown() -> None:
+    kernel = GuestKernel(release="r", image=Path("/k"), source="s", module_files={},
+                         load_orders={KvmPackaging.UNKNOWN.value: ("9p",)}, kvm=KvmPackaging.UNKNOWN,
+                         virtio_console=None)
+    assert kernel.modules_for("kvm_amd") == ("9p",) and kernel.vendors == ("unknown",)

@@ -62,7 +62,9 @@ def test_batch_equals_one_by_one_and_errors_keep_their_type(guest_6_12: GuestSes
 
 def _unpacked_debian_modules(kernel: GuestKernel, into: Path) -> Path:
     """The package's own lib/modules tree, as a user who unpacked it would have it."""
-    subprocess.run(["apt-get", "download", kernel.source], cwd=into, check=True, capture_output=True)
+    download = subprocess.run(["apt-get", "download", kernel.source], cwd=into, capture_output=True, text=True)
+    if download.returncode != 0:
+        pytest.skip(f"apt-get download {kernel.source} failed: {download.stderr.strip()[-200:]}")
     deb = next(into.glob("*.deb"))
     subprocess.run(["dpkg-deb", "-x", str(deb), str(into / "root")], check=True)
     return into / "root/lib/modules" / kernel.release

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -11,7 +12,8 @@ from types import FrameType
 
 import pytest
 
-from apicmap.kernels import GuestKernel, GuestSession, KvmPackaging, QemuMissing
+from apicmap import VmState
+from apicmap.kernels import GuestChannelError, GuestKernel, GuestKvmMissing, GuestSession, KvmPackaging, QemuMissing
 
 from .test_source import _fake_bzimage
 
@@ -74,3 +76,43 @@ def test_ctrl_c_during_boot_kills_qemu(tmp_path: Path, monkeypatch: pytest.Monke
         time.sleep(0.05)
     assert not _alive(pid)
     assert set(Path(tempfile.gettempdir()).glob("apicmap-guest-*")) <= scratch_before  # its scratch is gone
+
+
+# A stand-in QEMU that plays the agent's side of the channel: says ready, answers hello with
+# KVM_AVAILABLE, then, on the next request, "crashes" the way a dying agent looks on the console.
+AGENT_STAND_IN = r"""
+import json, os, socket, sys
+path = next(a for a in sys.argv if a.startswith("socket,id=apicmap,")).split("path=")[1].split(",")[0]
+server = socket.socket(socket.AF_UNIX); server.bind(path); server.listen(1)
+conn, _ = server.accept(); conn.sendall(b'{"ready": true}\n'); stream = conn.makefile("rb")
+request = json.loads(stream.readline())
+hello = {"release": "6.1.0-test", "vendor_module": "kvm_amd", "kvm_available": os.environ["KVM_AVAILABLE"] == "1",
+         "why_not": "cannot open /dev/kvm: No such file or directory", "api_version": 12, "host_report": {}}
+conn.sendall(json.dumps({"id": request["id"], "ok": True, "result": hello}).encode() + b"\n")
+stream.readline()
+print("apicmap-init: agent exited with status 139", flush=True)
+"""
+
+
+def _stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kvm_available: bool) -> None:
+    script = tmp_path / "agent_stand_in.py"
+    script.write_text(AGENT_STAND_IN)
+    monkeypatch.setenv("KVM_AVAILABLE", "1" if kvm_available else "0")
+    _fake_qemu(tmp_path, monkeypatch, f'exec {sys.executable} {script} "$@"')
+
+
+def test_guest_without_kvm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _stand_in(tmp_path, monkeypatch, kvm_available=False)
+    with pytest.raises(GuestKvmMissing) as caught:
+        GuestSession(_kernel(tmp_path), log_dir=tmp_path / "logs", boot_timeout=20)
+    assert "No such file" in str(caught.value) and str(tmp_path / "logs") in str(caught.value)
+
+
+def test_agent_dying_mid_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _stand_in(tmp_path, monkeypatch, kvm_available=True)
+    with GuestSession(_kernel(tmp_path), log_dir=tmp_path / "logs", boot_timeout=20) as guest:
+        assert guest.release == "6.1.0-test" and guest.vendor == "kvm_amd"
+        with pytest.raises(GuestChannelError) as caught:
+            guest.engine().prepare(VmState.simple(2))
+    message = str(caught.value)
+    assert "mid-session" in message and "status 139" in message and str(guest.log_path) in message

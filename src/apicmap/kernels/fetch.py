@@ -38,16 +38,21 @@ def fetch(spec: KernelSpec, *, root: Path | None = None, progress: Progress = _q
     if spec.kind is SpecKind.IMAGE_PATH:
         assert spec.image is not None
         return kernel_from_image(spec.image, spec.modules)
-    package = spec.package
-    if package is None:
-        assert spec.series is not None
-        try:
-            package = resolve_debian_series(spec.series)
-        except KernelFetchError:
-            cached = _newest_cached_of_series(spec.series, root)
-            if cached is None:
-                raise
-            return cached
+    if spec.package is not None:
+        return _fetch_package(spec.package, root, progress)
+    assert spec.series is not None
+    try:
+        return _fetch_package(resolve_debian_series(spec.series), root, progress)
+    except KernelFetchError:
+        # Offline, or apt's lists are gone: a cached kernel of the series still answers "debian:6.1".
+        cached = _newest_cached_of_series(spec.series, root)
+        if cached is None:
+            raise
+        progress(f"using the cached {cached.release}")
+        return cached
+
+
+def _fetch_package(package: str, root: Path | None, progress: Progress) -> GuestKernel:
     cached = find_cached(source=package, root=root)
     if cached is not None:
         return cached

@@ -28,7 +28,7 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import GuestBootFailed, GuestPanic, QemuMissing
+from .errors import GuestBootFailed, GuestChannelError, GuestPanic, QemuMissing
 from .initramfs import HOST_SHARE_TAG, MARK, MARK_MOUNT_FAILED, Channel
 
 QEMU_BINARY = "qemu-system-x86_64"
@@ -200,8 +200,12 @@ class GuestProcess:
         except OSError:
             return ""
 
-    def failure(self, what: str) -> GuestBootFailed | GuestPanic:
-        """The error that says why the guest is gone (or never answered), from its console log."""
+    def failure(self, what: str, *, booting: bool = True) -> GuestBootFailed | GuestPanic | GuestChannelError:
+        """The error that says why the guest is gone (or never answered), from its console log.
+
+        A panic is a ``GuestPanic`` at any time; otherwise ``GuestBootFailed`` while booting and
+        ``GuestChannelError`` once the agent had answered (it died, or QEMU did, mid-session).
+        """
         text = self.log_text()
         panic = re.search(r"Kernel panic - not syncing:[^\n]*", text)
         if panic:
@@ -216,4 +220,6 @@ class GuestProcess:
         code = self.exit_code()
         state = f"QEMU exited with status {code}" if code is not None else "QEMU is still running"
         last = f"; last /init message: {marks[-1]}" if marks else ""
-        return GuestBootFailed(f"{what}: {state} before the agent answered{last}", self.log_path)
+        if booting:
+            return GuestBootFailed(f"{what}: {state} before the agent answered{last}", self.log_path)
+        return GuestChannelError(f"{what}: the guest went away mid-session ({state}){last}", self.log_path)

@@ -137,6 +137,11 @@ class GuestSession:
         """Shut the agent down, power the guest off and remove the session's scratch files (the log stays)."""
         self._teardown(polite=True)
 
+    def __del__(self) -> None:
+        # A session dropped without close(): stop its QEMU now rather than at interpreter exit.
+        if not getattr(self, "closed", True):
+            self._teardown(polite=False)
+
     def __enter__(self) -> GuestSession:
         return self
 
@@ -204,7 +209,7 @@ class GuestSession:
             try:
                 self._socket.sendall(encode_line({"id": request_id, **message}))
             except OSError as err:
-                raise self._lost(f"sending {message.get('op')}: {err}") from None
+                raise self._lost(f"sending {message.get('op')}: {err}", booting=booting) from None
             reply = self._read_reply(request_id, timeout, booting, str(message.get("op")))
         if reply.get("ok"):
             return reply.get("result")
@@ -234,21 +239,21 @@ class GuestSession:
             readable, _, _ = select.select([self._socket], [], [], min(0.5, remaining))
             if not readable:
                 if not self._process.alive():
-                    raise self._process.failure(self.kernel.release)
+                    raise self._process.failure(self.kernel.release, booting=booting)
                 continue
             data = self._socket.recv(1 << 20)
             if not data:
-                raise self._lost(f"the channel closed while waiting for {op}")
+                raise self._lost(f"the channel closed while waiting for {op}", booting=booting)
             self._ready.extend(self._lines.feed(data))
 
     def _no_kvm_hint(self) -> str:
         assert self._process is not None
         return " (its /init found no /dev/kvm)" if MARK_NO_KVM in self._process.log_text() else ""
 
-    def _lost(self, what: str) -> GuestError:
+    def _lost(self, what: str, *, booting: bool = True) -> GuestError:
         assert self._process is not None
         if self._process.wait(2.0) is not None:
-            return self._process.failure(self.kernel.release)
+            return self._process.failure(self.kernel.release, booting=booting)
         return GuestChannelError(f"{self.kernel.release}: {what}", self.log_path)
 
     def _teardown(self, *, polite: bool) -> None:
@@ -294,7 +299,11 @@ class RemotePreparedVm:
         return self.deliver_many((injection,), explain=explain)[0]
 
     def deliver_many(self, injections: Sequence[Injection], *, explain: bool = False) -> list[Outcome]:
-        """Every injection against the state as prepared, in order; one round trip per ``BATCH_SIZE``."""
+        """Every injection against the state as prepared, in order; one round trip per ``BATCH_SIZE``.
+
+        Like a loop of ``deliver``: the first injection the guest's engine refuses (``NotExpressible``...)
+        raises, and the outcomes of the batch are not returned.
+        """
         outcomes: list[Outcome] = []
         for start in range(0, len(injections), BATCH_SIZE):
             batch = [encode_injection(i) for i in injections[start : start + BATCH_SIZE]]

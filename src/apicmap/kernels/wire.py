@@ -145,9 +145,12 @@ def _error_types() -> dict[str, type[BaseException]]:
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, apicmap_errors.ApicmapError):
                 types[value.__name__] = value
-    from ..kvm.ioctl import KvmIoctlError  # raised by the kvm engine, not exported by apicmap
-
-    types[KvmIoctlError.__name__] = KvmIoctlError
+    try:
+        from ..kvm.ioctl import KvmIoctlError  # raised by the kvm engine, not exported by apicmap
+    except ImportError:  # moved: such errors then come back as RemoteError, with their name
+        pass
+    else:
+        types[KvmIoctlError.__name__] = KvmIoctlError
     for name in _BUILTIN_ERRORS:
         types[name] = getattr(builtins, name)
     return types
