@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from apicmap import IcrInjection, MsiInjection, NotExpressible, Vcpu, VmState, make_engine
+from apicmap import ApicMode, IcrInjection, MsiInjection, NotExpressible, Vcpu, VmState, make_engine
 from apicmap.kernels import (
     GuestBootTimeout,
     GuestKernel,
@@ -42,12 +42,30 @@ def test_6_12_delivers_to_both_aliases(guest_6_12: GuestSession) -> None:
     assert outcome.explanation is not None and outcome.explanation.reason_for(2) == "IRR 0x40"
 
 
-def test_model_agrees_with_each_guest(guest_6_1: GuestSession, guest_6_12: GuestSession) -> None:
-    injections = [MsiInjection(0xFEE00000 | (dest << 12), 0, 0x30 + dest) for dest in range(4)]
-    for guest in (guest_6_1, guest_6_12):
-        remote = guest.engine().prepare(ALIASED).deliver_many(injections)
-        model = make_engine("model", guest.release).prepare(ALIASED)
-        assert all(r.same_as(model.deliver(i)) for r, i in zip(remote, injections, strict=True)), guest.release
+AGREEMENT_VMS = {
+    "aliased xAPIC IDs": ALIASED,
+    "logical flat": VmState(tuple(Vcpu(i, ldr=(1 << i) << 24) for i in range(4))),
+    "logical cluster": VmState(tuple(Vcpu(i, ldr=(((i // 2) << 4) | (1 << (i % 2))) << 24, dfr=0x0FFFFFFF)
+                                     for i in range(4))),
+    "x2APIC, 32-bit IDs, no broadcast quirk": VmState(tuple(Vcpu(i, mode=ApicMode.X2APIC) for i in (0, 1, 16, 17)),
+                                                      use_32bit_ids=True, disable_broadcast_quirk=True),
+    "mixed modes": VmState((Vcpu(0, mode=ApicMode.X2APIC), Vcpu(1), Vcpu(2, sw_enabled=False),
+                            Vcpu(3, mode=ApicMode.DISABLED))),
+}
+# Every 8-bit destination, physical and logical (MSI address bit 2), fixed vector 0x40.
+EVERY_DESTINATION = [MsiInjection(0xFEE00000 | (dest << 12) | (logical << 2), 0, 0x40)
+                     for logical in (0, 1) for dest in range(256)]
+
+
+@pytest.mark.parametrize("guest_name", ["guest_6_1", "guest_6_12"])
+def test_model_of_the_release_agrees_with_its_kernel(guest_name: str, request: pytest.FixtureRequest) -> None:
+    guest: GuestSession = request.getfixturevalue(guest_name)
+    for name, vm in AGREEMENT_VMS.items():
+        remote = guest.engine().prepare(vm).deliver_many(EVERY_DESTINATION)
+        model = make_engine("model", guest.release).prepare(vm)
+        differing = [hex(i.address_lo) for i, r in zip(EVERY_DESTINATION, remote, strict=True)
+                     if not r.same_as(model.deliver(i))]
+        assert differing == [], f"{guest.release}, {name}"
 
 
 def test_batch_equals_one_by_one_and_errors_keep_their_type(guest_6_12: GuestSession) -> None:
@@ -70,14 +88,19 @@ def _unpacked_debian_modules(kernel: GuestKernel, into: Path) -> Path:
     return into / "root/lib/modules" / kernel.release
 
 
-def test_user_image_path_with_its_modules(debian_6_12: GuestKernel, tmp_path: Path) -> None:
-    modules = _unpacked_debian_modules(debian_6_12, tmp_path)
-    image = shutil.copy(debian_6_12.image, tmp_path / "bzImage")
+@pytest.mark.parametrize(("kernel_name", "expected"), [("debian_6_1", ((1,), 1)), ("debian_6_12", ((1, 2), 2))])
+def test_user_image_path_with_its_modules(kernel_name: str, expected: tuple[tuple[int, ...], int],
+                                          request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    kernel: GuestKernel = request.getfixturevalue(kernel_name)
+    modules = _unpacked_debian_modules(kernel, tmp_path)
+    image = shutil.copy(kernel.image, tmp_path / "bzImage")
     spec = parse_spec(str(image), modules=modules)
     with open_session(spec, log_dir=tmp_path / "logs") as guest:
-        assert guest.release == debian_6_12.release and guest.kernel.image == tmp_path / "bzImage"
+        assert guest.release == kernel.release and guest.kernel.image == tmp_path / "bzImage"
+        assert guest.channel is Channel.VIRTIO_SERIAL and not str(guest.kernel.module_files["kvm"]).startswith(
+            str(kernel.image.parent))  # the user's tree, not the cache
         outcome = guest.engine().prepare(ALIASED).deliver(TO_ID_1)
-        assert (outcome.receivers, outcome.result) == ((1, 2), 2)
+        assert (outcome.receivers, outcome.result) == expected
 
 
 def test_serial_channel_when_virtio_console_is_unknown(debian_6_12: GuestKernel, tmp_path: Path) -> None:
