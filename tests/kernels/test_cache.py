@@ -90,3 +90,15 @@ def test_modules_for_falls_back_to_built_in_or_unknown() -> None:
                          load_orders={KvmPackaging.UNKNOWN.value: ("9p",)}, kvm=KvmPackaging.UNKNOWN,
                          virtio_console=None)
     assert kernel.modules_for("kvm_amd") == ("9p",) and kernel.vendors == ("unknown",)
+
+
+def test_kvm_built_in(tmp_path: Path) -> None:
+    image = _fake_bzimage(tmp_path / "bzImage", b"6.6.0-kvm-y #1")
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "9p.ko").write_bytes(fake_module({"depends": ""}))
+    (modules / "modules.builtin").write_text("kernel/arch/x86/kvm/kvm.ko\nkernel/arch/x86/kvm/kvm-amd.ko\n"
+                                            "kernel/drivers/char/virtio_console.ko\n")
+    kernel = fetch(parse_spec(str(image), modules=modules))
+    assert kernel.kvm is KvmPackaging.BUILT_IN and kernel.vendors == ("built-in",)
+    assert kernel.modules_for("kvm_amd") == ("9p",) and kernel.virtio_console is True

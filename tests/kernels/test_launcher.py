@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from apicmap.kernels import GuestBootFailed
 from apicmap.kernels.initramfs import HOST_SHARE_TAG, Channel
 from apicmap.kernels.launcher import (
     Acceleration,
@@ -99,3 +100,29 @@ def test_failures_are_told_apart(tmp_path: Path, output: str, expected: str) -> 
     guest.wait(10)
     failure = guest.failure("k")
     assert type(failure).__name__ == "GuestBootFailed" and expected in str(failure) and "console log" in str(failure)
+
+
+@pytest.mark.parametrize(("flags", "nested", "requested", "expected"), [
+    ({"vmx"}, True, None, (Acceleration.KVM, "kvm_intel")),
+    ({"svm"}, True, None, (Acceleration.KVM, "kvm_amd")),
+    ({"vmx"}, False, None, (Acceleration.TCG, "kvm_amd")),  # no nesting: emulate SVM instead
+    ({"vmx"}, True, Acceleration.TCG, (Acceleration.TCG, "kvm_amd")),
+    (set(), False, None, (Acceleration.TCG, "kvm_amd")),  # this machine: kvm_pvm, neither VMX nor SVM
+])
+def test_choose_acceleration(monkeypatch: pytest.MonkeyPatch, flags: set[str], nested: bool,
+                             requested: Acceleration | None, expected: tuple[Acceleration, str]) -> None:
+    import apicmap.kernels.launcher as launcher
+
+    monkeypatch.setattr(launcher, "_cpu_flags", lambda: flags)
+    monkeypatch.setattr(launcher, "_nested_enabled", lambda module: nested)
+    monkeypatch.setattr(os, "access", lambda path, mode: True)
+    choice = choose_acceleration(requested)
+    assert (choice.acceleration, choice.guest_vendor) == expected
+
+
+def test_kvm_requested_without_vmx_or_svm(monkeypatch: pytest.MonkeyPatch) -> None:
+    import apicmap.kernels.launcher as launcher
+
+    monkeypatch.setattr(launcher, "_cpu_flags", lambda: {"sse2"})
+    with pytest.raises(GuestBootFailed, match="neither VMX nor SVM"):
+        choose_acceleration(Acceleration.KVM)
