@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import enum
+import functools
 import os
 import re
 import shutil
@@ -130,9 +131,12 @@ def kernel_command_line(channel: Channel) -> str:
     return f"console=ttyS0 quiet panic=-1 rdinit=/init apicmap.channel={channel.value}"
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
+    """Runs in the child between fork and exec."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect (the race prctl(2) describes)
+        os._exit(1)
 
 
 _running: weakref.WeakSet[GuestProcess] = weakref.WeakSet()
@@ -158,7 +162,8 @@ class GuestProcess:
             log.write(("# " + " ".join(command) + "\n").encode())
             log.flush()
             self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                             preexec_fn=_die_with_parent, start_new_session=True)
+                                             preexec_fn=functools.partial(_die_with_parent, os.getpid()),
+                                             start_new_session=True)
         finally:
             log.close()
         _running.add(self)

@@ -10,8 +10,10 @@ injections in one round trip.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
+import re
 import select
 import shutil
 import socket
@@ -49,6 +51,7 @@ DEFAULT_BOOT_TIMEOUT = 300.0  # TCG boots in 15-30 s here; the first Python star
 DEFAULT_REQUEST_TIMEOUT = 600.0
 BATCH_SIZE = 2048  # injections per deliver request: bounds a line's size, not the rate
 KEEP_LOGS = 20
+_serial = itertools.count(1)  # log names stay unique for sessions started within one second
 
 
 def project_source_path() -> str:
@@ -82,7 +85,7 @@ class GuestSession:
         logs = log_dir if log_dir is not None else default_log_dir()
         logs.mkdir(parents=True, exist_ok=True)
         _prune_logs(logs)
-        self.log_path = logs / f"{kernel.release}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        self.log_path = logs / f"{kernel.release}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_serial)}.log"
         self._workdir = Path(tempfile.mkdtemp(prefix="apicmap-guest-"))  # short: a socket path has 108 bytes
         self._lock = threading.Lock()
         self._next_id = 0
@@ -111,8 +114,11 @@ class GuestSession:
             self.boot_seconds = time.monotonic() - self._process.started
             if not self.hello.get("kvm_available"):
                 why = self.hello.get("why_not") or "unknown"
-                raise GuestKvmMissing(f"{kernel.release}: the guest kernel has no usable /dev/kvm ({why}); KVM is "
-                                      "neither built in nor loadable from the modules given", self.log_path)
+                failed = re.findall(r"insmod (\S+) failed", self._process.log_text())
+                cause = (f"loading {', '.join(failed)} failed" if failed
+                         else "KVM is neither built in nor among the modules given")
+                raise GuestKvmMissing(f"{kernel.release}: the guest kernel has no usable /dev/kvm ({why}); {cause}",
+                                      self.log_path)
         except BaseException:
             self._teardown(polite=False)
             raise
