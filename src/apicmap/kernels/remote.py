@@ -285,9 +285,14 @@ def open_session(spec: KernelSpec | str, *, modules: str | Path | None = None, l
                  boot_timeout: float = DEFAULT_BOOT_TIMEOUT, acceleration: Acceleration | None = None,
                  memory_mb: int = 1024, cpus: int = 1, cache: Path | None = None, kernel_args: str = "",
                  progress: Callable[[str], None] | None = None) -> GuestSession:
-    """Fetch (or find in the cache) and boot ``spec``; returns once the guest's agent has said hello."""
+    """Fetch (or find in the cache) and boot ``spec``; returns once the guest's agent has said hello.
+
+    ``cache`` overrides the cache root (``cache_root()``); console logs go to ``log_dir``, else ``<cache>/logs``.
+    """
     parsed = parse_spec(spec, modules=modules) if isinstance(spec, str) else spec
     kernel = fetch(parsed, root=cache, progress=progress or (lambda _: None))
+    if log_dir is None and cache is not None:
+        log_dir = cache / "logs"
     return GuestSession(kernel, log_dir=log_dir, boot_timeout=boot_timeout, acceleration=acceleration,
                         memory_mb=memory_mb, cpus=cpus, kernel_args=kernel_args)
 
