@@ -1,0 +1,178 @@
+"""JSON codecs for what crosses the host-guest channel: VM states, injections, outcomes, errors.
+
+Every value maps to plain JSON (objects, lists, ints, strings, booleans, null) and back to an
+equal value: ``decode_x(encode_x(v)) == v``, explanations included.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from .. import (
+    ApicMode,
+    Effect,
+    EffectKind,
+    Explanation,
+    IcrInjection,
+    Injection,
+    IoapicInjection,
+    MsiInjection,
+    Outcome,
+    SelfIpiInjection,
+    Vcpu,
+    VmState,
+)
+from .. import errors as apicmap_errors
+from .errors import GuestChannelError, RemoteError
+
+JsonObject = dict[str, Any]
+
+
+def _field(data: JsonObject, key: str) -> Any:
+    try:
+        return data[key]
+    except (KeyError, TypeError):
+        raise GuestChannelError(f"malformed message: no {key!r} in {str(data)[:200]}") from None
+
+
+def _int(data: JsonObject, key: str) -> int:
+    value = _field(data, key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise GuestChannelError(f"malformed message: {key!r} is {value!r}, not an integer")
+    return value
+
+
+def encode_vcpu(vcpu: Vcpu) -> JsonObject:
+    return {"vcpu_id": vcpu.vcpu_id, "mode": vcpu.mode.value, "sw_enabled": vcpu.sw_enabled,
+            "xapic_id": vcpu.xapic_id, "ldr": vcpu.ldr, "dfr": vcpu.dfr, "arb_prio": vcpu.arb_prio, "tpr": vcpu.tpr}
+
+
+def decode_vcpu(data: JsonObject) -> Vcpu:
+    return Vcpu(_int(data, "vcpu_id"), mode=ApicMode(_field(data, "mode")), sw_enabled=bool(_field(data, "sw_enabled")),
+                xapic_id=_int(data, "xapic_id"), ldr=_int(data, "ldr"), dfr=_int(data, "dfr"),
+                arb_prio=_int(data, "arb_prio"), tpr=_int(data, "tpr"))
+
+
+def encode_vm(vm: VmState) -> JsonObject:
+    return {"vcpus": [encode_vcpu(v) for v in vm.vcpus], "use_32bit_ids": vm.use_32bit_ids,
+            "disable_broadcast_quirk": vm.disable_broadcast_quirk, "vector_hashing": vm.vector_hashing,
+            "smm": vm.smm}
+
+
+def decode_vm(data: JsonObject) -> VmState:
+    return VmState(tuple(decode_vcpu(v) for v in _field(data, "vcpus")),
+                   use_32bit_ids=bool(_field(data, "use_32bit_ids")),
+                   disable_broadcast_quirk=bool(_field(data, "disable_broadcast_quirk")),
+                   vector_hashing=bool(_field(data, "vector_hashing")), smm=bool(_field(data, "smm")))
+
+
+def encode_injection(injection: Injection) -> JsonObject:
+    match injection:
+        case MsiInjection(address_lo, address_hi, data):
+            return {"kind": "msi", "address_lo": address_lo, "address_hi": address_hi, "data": data}
+        case IcrInjection(source, icr):
+            return {"kind": "icr", "source": source, "icr": icr}
+        case SelfIpiInjection(source, value):
+            return {"kind": "self_ipi", "source": source, "value": value}
+        case IoapicInjection(pin, rte):
+            return {"kind": "ioapic", "pin": pin, "rte": rte}
+    raise TypeError(f"not an injection: {injection!r}")
+
+
+def decode_injection(data: JsonObject) -> Injection:
+    kind = _field(data, "kind")
+    if kind == "msi":
+        return MsiInjection(_int(data, "address_lo"), _int(data, "address_hi"), _int(data, "data"))
+    if kind == "icr":
+        return IcrInjection(_int(data, "source"), _int(data, "icr"))
+    if kind == "self_ipi":
+        return SelfIpiInjection(_int(data, "source"), _int(data, "value"))
+    if kind == "ioapic":
+        return IoapicInjection(_int(data, "pin"), _int(data, "rte"))
+    raise GuestChannelError(f"malformed message: unknown injection kind {kind!r}")
+
+
+def encode_effect(effect: Effect) -> JsonObject:
+    return {"vcpu_id": effect.vcpu_id, "kind": effect.kind.value, "vector": effect.vector,
+            "level_triggered": effect.level_triggered}
+
+
+def decode_effect(data: JsonObject) -> Effect:
+    vector = _field(data, "vector")
+    return Effect(_int(data, "vcpu_id"), EffectKind(_field(data, "kind")), None if vector is None else int(vector),
+                  bool(_field(data, "level_triggered")))
+
+
+def encode_explanation(explanation: Explanation) -> JsonObject:
+    return {"message": explanation.message, "path": explanation.path, "map_state": explanation.map_state,
+            "reasons": [[vcpu_id, text] for vcpu_id, text in explanation.reasons], "notes": list(explanation.notes)}
+
+
+def decode_explanation(data: JsonObject) -> Explanation:
+    map_state = _field(data, "map_state")
+    return Explanation(str(_field(data, "message")), str(_field(data, "path")),
+                       None if map_state is None else str(map_state),
+                       tuple((int(v), str(t)) for v, t in _field(data, "reasons")),
+                       tuple(str(n) for n in _field(data, "notes")))
+
+
+def encode_outcome(outcome: Outcome) -> JsonObject:
+    return {"engine": outcome.engine, "receivers": list(outcome.receivers),
+            "effects": [encode_effect(e) for e in outcome.effects], "result": outcome.result,
+            "rejected": outcome.rejected, "undefined": list(outcome.undefined),
+            "explanation": None if outcome.explanation is None else encode_explanation(outcome.explanation)}
+
+
+def decode_outcome(data: JsonObject) -> Outcome:
+    result, rejected, explanation = _field(data, "result"), _field(data, "rejected"), _field(data, "explanation")
+    return Outcome(str(_field(data, "engine")), tuple(int(r) for r in _field(data, "receivers")),
+                   tuple(decode_effect(e) for e in _field(data, "effects")),
+                   None if result is None else int(result), None if rejected is None else str(rejected),
+                   tuple(int(u) for u in _field(data, "undefined")),
+                   None if explanation is None else decode_explanation(explanation))
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+# Built-in exception types an engine may raise on bad values; re-raised as the same type.
+_BUILTIN_ERRORS = ("ValueError", "TypeError", "KeyError", "IndexError", "NotImplementedError", "OverflowError")
+
+
+def _error_types() -> dict[str, type[BaseException]]:
+    types: dict[str, type[BaseException]] = {}
+    for module in (apicmap_errors,):
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, apicmap_errors.ApicmapError):
+                types[value.__name__] = value
+    try:
+        from ..kvm.ioctl import KvmIoctlError  # raised by the kvm engine, not exported by apicmap
+    except ImportError:  # moved: such errors then come back as RemoteError, with their name
+        pass
+    else:
+        types[KvmIoctlError.__name__] = KvmIoctlError
+    for name in _BUILTIN_ERRORS:
+        types[name] = getattr(builtins, name)
+    return types
+
+
+def encode_error(err: BaseException) -> JsonObject:
+    """An exception as its type name, its message and its JSON-simple attributes (``where``, ``errno``...)."""
+    attributes = {k: v for k, v in getattr(err, "__dict__", {}).items()
+                  if isinstance(v, str | int | float | bool | type(None))}
+    return {"type": type(err).__name__, "message": str(err), "attributes": attributes}
+
+
+def decode_error(data: JsonObject) -> BaseException:
+    """The same exception type with the same message and attributes, or ``RemoteError`` for other types."""
+    type_name, message = str(_field(data, "type")), str(_field(data, "message"))
+    cls = _error_types().get(type_name)
+    if cls is None:
+        return RemoteError(f"{type_name} in the guest: {message}")
+    err = cls.__new__(cls)
+    BaseException.__init__(err, message)  # str(err) is the guest's message, constructor arguments aside
+    attributes = data.get("attributes") or {}
+    if isinstance(attributes, dict):
+        for key, value in attributes.items():
+            setattr(err, str(key), value)
+    return err
