@@ -21,11 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .. import Engine, make_engine
-from .cache import list_cached
-from .fetch import fetch
-from .remote import DEFAULT_BOOT_TIMEOUT, open_session
-from .source import ALLOWED_FORMS, parse_spec
+from apicmap.domain.engine import Engine
+from apicmap.engines import make_engine
+from apicmap.kernels.cache import list_cached
+from apicmap.kernels.fetch import fetch
+from apicmap.kernels.remote import DEFAULT_BOOT_TIMEOUT, open_session
+from apicmap.kernels.source import ALLOWED_FORMS, parse_spec
 
 
 def add_kernels_command(subparsers: Any) -> argparse.ArgumentParser:
