@@ -202,12 +202,13 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 def _cmd_map(args: argparse.Namespace) -> int:
     from apicmap.model.apic_map import build_map
+    from apicmap.model.set_lapic import kvm_view
 
     scenario = load_scenario(args.file)
     policies = list(VARIANTS) if args.all_kernels else [scenario_policy(scenario, args.kernel)]
     reports = []
     for policy in policies:
-        amap = build_map(scenario.vm, policy)
+        amap = build_map(kvm_view(scenario.vm, policy), policy)
         reports.append({
             "variant": policy.key, "releases": policy.releases,
             "map": "NULL" if amap.is_null else "present",

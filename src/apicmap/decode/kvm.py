@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from apicmap.decode.common import Refused, destination, icr_message, source_mode, split_icr
 from apicmap.domain.message import (
@@ -24,13 +25,30 @@ from apicmap.encoding.msi import MsiAddress, MsiData, kvm_msi_dest
 from apicmap.errors import EncodingError
 
 
-@dataclass(frozen=True, slots=True)
+class DecodePolicy(Protocol):
+    """The fields of a release's policy (``apicmap.model.policy.KernelPolicy``) decoding reads."""
+
+    @property
+    def icr_reserved_bits_fault(self) -> bool: ...
+
+    @property
+    def self_ipi_reserved_bits_fault(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class KvmDecodeRules:
-    """The release-dependent parts of KVM's decoding."""
+    """The release-dependent parts of KVM's decoding. Build it with ``for_policy``."""
 
     use_32bit_ids: bool
-    icr_reserved_bits_fault: bool  # v6.12+, kvm-routing.md §6.2
-    self_ipi_reserved_bits_fault: bool  # v6.3+, kvm-routing.md §6.2
+    icr_reserved_bits_fault: bool  # 71bf395a276f "KVM: x86: Enforce x2APIC's must-be-zero reserved ICR bits"
+    self_ipi_reserved_bits_fault: bool  # ba5838abb053 "... #GP if WRMSR sets reserved bits in APIC Self-IPI"
+
+    @staticmethod
+    def for_policy(policy: DecodePolicy, vm: VmState) -> KvmDecodeRules:
+        """The one constructor: a release's rules for a VM (its X2APIC_API flags)."""
+        return KvmDecodeRules(use_32bit_ids=vm.use_32bit_ids,
+                              icr_reserved_bits_fault=policy.icr_reserved_bits_fault,
+                              self_ipi_reserved_bits_fault=policy.self_ipi_reserved_bits_fault)
 
 
 def decode_for_kvm(injection: Injection, vm: VmState, rules: KvmDecodeRules) -> Message | Refused:

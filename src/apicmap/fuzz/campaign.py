@@ -29,7 +29,7 @@ from apicmap.fuzz.signature import signature
 from apicmap.fuzz.strategies import Profile, cases
 from apicmap.known.catalogue import CATALOGUE
 from apicmap.model.engine import ModelEngine
-from apicmap.model.policy import policy_for_release
+from apicmap.model.policy import VARIANTS, policy_for_release
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +163,7 @@ class Campaign:
             return False  # against the kernel every difference is news
         from apicmap.decode import KvmDecodeRules, Refused, decode_for_kvm
 
-        decoded = decode_for_kvm(injection, vm, KvmDecodeRules(vm.use_32bit_ids, False, False))
+        decoded = decode_for_kvm(injection, vm, KvmDecodeRules.for_policy(VARIANTS[0], vm))
         message = None if isinstance(decoded, Refused) else decoded
         return any(entry.applies(vm, injection, message, ours, theirs) for entry in CATALOGUE)
 

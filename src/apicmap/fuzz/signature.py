@@ -10,6 +10,7 @@ from apicmap.domain.outcome import Outcome
 from apicmap.domain.vm import VmState
 from apicmap.encoding.kinds import DeliveryMode, DestMode
 from apicmap.known.catalogue import physical_aliases
+from apicmap.model.policy import VARIANTS
 
 _NUMBERS = re.compile(r"0x[0-9a-f]+|\b\d+\b")
 
@@ -26,7 +27,7 @@ def rule_of(vm: VmState, message: Message | None, model: Outcome) -> str:
 
 def signature(vm: VmState, injection: Injection, model: Outcome, other: Outcome) -> tuple[str, str]:
     """(signature, rule). Divergences with the same signature are the same finding."""
-    message = decode_for_kvm(injection, vm, KvmDecodeRules(vm.use_32bit_ids, False, False))
+    message = decode_for_kvm(injection, vm, KvmDecodeRules.for_policy(VARIANTS[0], vm))
     decoded = None if isinstance(message, Refused) else message
     rule = rule_of(vm, decoded, model)
     extra_model = set(model.receivers) - set(other.receivers)

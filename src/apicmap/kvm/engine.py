@@ -472,8 +472,9 @@ class KvmVm:
     def _explain(self, injection: Injection, effects: list[Effect], result: int | None,
                  rejected: str | None) -> Explanation:
         from apicmap.decode import KvmDecodeRules, Refused, decode_for_kvm
+        from apicmap.model.policy import host_release, policy_for_release
 
-        rules = KvmDecodeRules(self._vm.use_32bit_ids, True, True)
+        rules = KvmDecodeRules.for_policy(policy_for_release(host_release()), self._vm)
         decoded = decode_for_kvm(injection, self._vm, rules)
         message = decoded.reason if isinstance(decoded, Refused) else describe_message(decoded)
         by_vcpu: dict[int, list[str]] = {}

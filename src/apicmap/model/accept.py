@@ -6,7 +6,7 @@ from apicmap.domain.message import Message
 from apicmap.domain.outcome import Effect, EffectKind
 from apicmap.domain.vm import Vcpu, VmState
 from apicmap.encoding.kinds import DeliveryMode, Trigger
-from apicmap.model.policy import KernelPolicy
+from apicmap.model.policy import KernelPolicy, SmiCheck
 
 
 def accept(target: Vcpu, message: Message, vm: VmState, policy: KernelPolicy) -> tuple[Effect | None, str]:
@@ -24,8 +24,10 @@ def accept(target: Vcpu, message: Message, vm: VmState, policy: KernelPolicy) ->
     if mode is DeliveryMode.NMI:
         return Effect(vid, EffectKind.NMI), "NMI pending"
     if mode is DeliveryMode.SMI:
-        if policy.smi_needs_smm and not vm.smm:
-            return None, "SMI refused: the VM does not support SMM (v6.2+)"
+        if policy.smi_check is not SmiCheck.ALWAYS_ACCEPTED and not vm.kvm_smm:
+            return None, "SMI refused: KVM is built without SMM (kvm_inject_smi: -ENOTTY, v6.2+)"
+        if policy.smi_check is SmiCheck.VM_SUPPORTS_SMM and not vm.smm:
+            return None, "SMI refused: the VM does not support SMM (v6.16+)"
         return Effect(vid, EffectKind.SMI), "SMI pending"
     if mode is DeliveryMode.INIT:
         if message.trigger is Trigger.LEVEL and not message.level:

@@ -7,6 +7,7 @@ strings are built, so plain resolution stays fast.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from apicmap.domain.message import Message
@@ -17,7 +18,8 @@ from apicmap.encoding.kinds import DeliveryMode, DestMode, Shorthand
 from apicmap.model.accept import accept
 from apicmap.model.apic_map import ApicMap, LogicalMode
 from apicmap.model.match import X2APIC_BROADCAST, XAPIC_BROADCAST, explain_match, match_dest
-from apicmap.model.policy import KernelPolicy, LogicalMapRule
+from apicmap.model.match_v4_9 import explain_match_v4_9, match_dest_v4_9
+from apicmap.model.policy import KernelPolicy, LogicalMapRule, MdaRule
 
 
 @dataclass(slots=True)
@@ -155,9 +157,9 @@ def _finish_fast(vm: VmState, policy: KernelPolicy, message: Message, targets: l
         for v in vm.vcpus:
             if not v.present:
                 trace.reasons[v.vcpu_id] = "not present"
-            elif match_dest(v, source, Shorthand.NONE, message.dest_id, message.dest_mode, quirk):
+            elif _matcher(policy)(v, source, Shorthand.NONE, message.dest_id, message.dest_mode, quirk):
                 holder = ", ".join(f"vCPU {vm.vcpus[t].vcpu_id}" for t in targets)
-                why = explain_match(v, source, Shorthand.NONE, message.dest_id, message.dest_mode, quirk)
+                why = _explainer(policy)(v, source, Shorthand.NONE, message.dest_id, message.dest_mode, quirk)
                 trace.reasons[v.vcpu_id] = (f"would match in the slow path ({why}), "
                                             f"but the fast path delivers only to {where} ({holder})")
             else:
@@ -193,6 +195,7 @@ def _slow_path(vm: VmState, policy: KernelPolicy, message: Message, source: Vcpu
         if trace is not None:
             trace.notes.append("physical 0xFF with lowest priority: rewritten to FIXED")
     quirk = not vm.disable_broadcast_quirk
+    match_dest, explain_match = _matcher(policy), _explainer(policy)
     shorthand = message.shorthand
     r = -1
     effects: list[Effect] = []
@@ -237,6 +240,15 @@ def _slow_path(vm: VmState, policy: KernelPolicy, message: Message, source: Vcpu
     if trace is not None and r == -1:
         trace.notes.append("slow path matched no vCPU: KVM_SIGNAL_MSI fails with EPERM (-1)")
     return r, effects
+
+
+def _matcher(policy: KernelPolicy) -> Callable[[Vcpu, Vcpu | None, Shorthand, int, DestMode, bool], bool]:
+    """``kvm_apic_match_dest`` as the release has it (the MDA rule changed in v4.11)."""
+    return match_dest_v4_9 if policy.mda is MdaRule.SOURCE_MODE_SHIFTED else match_dest
+
+
+def _explainer(policy: KernelPolicy) -> Callable[[Vcpu, Vcpu | None, Shorthand, int, DestMode, bool], str]:
+    return explain_match_v4_9 if policy.mda is MdaRule.SOURCE_MODE_SHIFTED else explain_match
 
 
 def _with_delivery(message: Message, delivery: DeliveryMode) -> Message:
