@@ -20,14 +20,26 @@ from apicmap.encoding.ioapic import RedirectionEntry
 from apicmap.encoding.kinds import DELIVERY_MODE_NAMES, DeliveryMode, DestMode, Shorthand, Trigger
 from apicmap.encoding.msi import encode_kvm_msi, ext_dest_to_kvm
 from apicmap.errors import EncodingError, InputError
-from apicmap.model.policy import policy_for_release
+from apicmap.model.policy import parse_release, policy_for_release
 
 X2APIC_API_FLAGS = ("use_32bit_ids", "disable_broadcast_quirk")
-_VM_KEYS = ("vcpus", "x2apic_api", "kernel", "vector_hashing", "smm", "description")
-_VCPU_KEYS = ("vcpu_id", "mode", "sw_enabled", "apic_id", "ldr", "ldr_register", "dfr", "arb_prio", "tpr")
+_VM_KEYS = ("vcpus", "x2apic_api", "kernel", "vector_hashing", "smm", "kvm_smm", "description")
+_VCPU_KEYS = ("vcpu_id", "mode", "sw_enabled", "apic_id", "ldr", "ldr_register", "dfr", "arb_prio", "tpr",
+              "lapic_id", "lapic_ldr")
 _INTERRUPT_KEYS = ("name", "via", "source", "shorthand", "dest", "dest_mode", "delivery", "vector",
                    "trigger", "level", "redirection_hint", "msi_format", "msi", "icr", "value", "rte",
-                   "pin", "expect", "expect_arch", "expect_return")
+                   "pin", "expect", "expect_arch", "expect_return", "expect_kernels")
+# [history]: what a file of corpus/history/ rediscovers (read by apicmap.app.releases).
+_HISTORY_KEYS = ("bug", "commit", "title", "fixed_in", "kvm")
+
+
+@dataclass(frozen=True, slots=True)
+class KernelExpectation:
+    """``expect_kernels`` entry: from release ``since`` on (until the next entry), KVM gives this."""
+
+    since: tuple[int, int, int]
+    expect: tuple[int, ...] | None
+    expect_return: int | None
 VIA_NAMES = ("msi", "ipi", "self-ipi", "ioapic")
 
 
@@ -39,6 +51,15 @@ class InterruptCase:
     expect: tuple[int, ...] | None = None
     expect_arch: tuple[int, ...] | None = None
     expect_return: int | None = None
+    expect_kernels: tuple[KernelExpectation, ...] = ()
+
+    def expectation_at(self, release: tuple[int, int, int]) -> KernelExpectation | None:
+        """The ``expect_kernels`` entry that covers ``release`` (None: none, or no such key)."""
+        found = None
+        for entry in self.expect_kernels:
+            if entry.since <= release:
+                found = entry
+        return found
 
     def expected_for(self, engine: str) -> tuple[int, ...] | None:
         if engine == "arch" and self.expect_arch is not None:
@@ -69,7 +90,8 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def parse_scenario(document: Mapping[str, Any], where: str = "<scenario>") -> Scenario:
-    _only(document, ("vm", "vcpu", "interrupt"), where)
+    _only(document, ("vm", "vcpu", "interrupt", "history"), where)
+    _only(_table(document.get("history", {}), f"{where}: [history]"), _HISTORY_KEYS, f"{where}: [history]")
     vm_table = _table(document.get("vm", {}), f"{where}: [vm]")
     _only(vm_table, _VM_KEYS, f"{where}: [vm]")
     kernel = vm_table.get("kernel")
@@ -87,7 +109,13 @@ def parse_scenario(document: Mapping[str, Any], where: str = "<scenario>") -> Sc
         disable_broadcast_quirk="disable_broadcast_quirk" in flags,
         vector_hashing=_bool(vm_table.get("vector_hashing", True), f"{where}: [vm] vector_hashing"),
         smm=_bool(vm_table.get("smm", False), f"{where}: [vm] smm"),
+        kvm_smm=_bool(vm_table.get("kvm_smm", True), f"{where}: [vm] kvm_smm"),
     )
+    for v in vm.vcpus:
+        if vm.use_32bit_ids and v.lapic_id is not None and v.lapic_id != v.vcpu_id:
+            raise InputError(f"{where}: [[vcpu]] vcpu_id={v.vcpu_id} lapic_id",
+                             f"0x{v.lapic_id:x}: with use_32bit_ids KVM_SET_LAPIC fails (EINVAL) unless it is "
+                             "the vcpu_id", f"{v.vcpu_id}, or omit it")
     raw_interrupts = document.get("interrupt", [])
     if not isinstance(raw_interrupts, list):
         raise InputError(f"{where}: interrupt", "must be an array of tables", "[[interrupt]] entries")
@@ -140,6 +168,10 @@ def _build_vcpu(vcpu_id: int, table: Mapping[str, Any], where: str) -> Vcpu:
         if "apic_id" in table and table["apic_id"] != vcpu_id & 0xFF:
             raise InputError(f"{place} apic_id", "the APIC ID is the x2APIC ID (vcpu_id) in x2APIC mode",
                              f"omit it, or {vcpu_id & 0xFF}")
+    for key in ("lapic_id", "lapic_ldr"):
+        if key in table and mode is not ApicMode.X2APIC:
+            raise InputError(f"{place} {key}", "only for x2APIC-mode vCPUs (the xAPIC page takes apic_id/ldr)",
+                             "omit it, or mode = \"x2apic\"")
     if "ldr" in table and "ldr_register" in table:
         raise InputError(f"{place} ldr", "give ldr (8-bit logical ID) or ldr_register (raw), not both")
     if "ldr_register" in table:
@@ -155,6 +187,9 @@ def _build_vcpu(vcpu_id: int, table: Mapping[str, Any], where: str) -> Vcpu:
         dfr=_dfr(table.get("dfr", "flat"), f"{place} dfr"),
         arb_prio=_int(table.get("arb_prio", 0), f"{place} arb_prio", 0, 0xFFFFFFFF),
         tpr=_int(table.get("tpr", 0), f"{place} tpr", 0, 0xFF),
+        lapic_id=None if "lapic_id" not in table else _int(table["lapic_id"], f"{place} lapic_id", 0, 0xFFFFFFFF),
+        lapic_ldr=None if "lapic_ldr" not in table else _int(table["lapic_ldr"], f"{place} lapic_ldr", 0,
+                                                             0xFFFFFFFF),
     )
 
 
@@ -193,7 +228,32 @@ def _build_interrupt(entry: Any, index: int, vm: VmState, where: str) -> Interru
         expect_arch=_vcpu_list(table.get("expect_arch"), f"{place} expect_arch", vm),
         expect_return=(None if "expect_return" not in table
                        else _int(table["expect_return"], f"{place} expect_return", -1, MAX_VCPUS)),
+        expect_kernels=_expect_kernels(table, place, vm),
     )
+
+
+def _expect_kernels(table: Mapping[str, Any], place: str, vm: VmState) -> tuple[KernelExpectation, ...]:
+    raw = table.get("expect_kernels")
+    if raw is None:
+        return ()
+    where = f"{place} expect_kernels"
+    if "expect" in table or "expect_return" in table:
+        raise InputError(where, "give expect/expect_return or expect_kernels, not both")
+    if not isinstance(raw, list) or not raw:
+        raise InputError(where, f"bad value {raw!r}", '[{ from = "4.9", expect = [...], expect_return = N }, ...]')
+    entries: list[KernelExpectation] = []
+    for i, item in enumerate(raw):
+        at = f"{where}[{i}]"
+        entry = _table(item, at)
+        _only(entry, ("from", "expect", "expect_return"), at)
+        since = parse_release(_str(entry.get("from"), f"{at} from", 'a release like "6.3"'), f"{at} from")
+        if entries and since <= entries[-1].since:
+            raise InputError(f"{at} from", "entries must be in increasing release order")
+        entries.append(KernelExpectation(
+            since=since, expect=_vcpu_list(entry.get("expect"), f"{at} expect", vm),
+            expect_return=(None if "expect_return" not in entry
+                           else _int(entry["expect_return"], f"{at} expect_return", -1, MAX_VCPUS))))
+    return tuple(entries)
 
 
 def _injection(table: Mapping[str, Any], via: str, vm: VmState, place: str) -> Injection:

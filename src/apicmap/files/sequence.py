@@ -11,12 +11,15 @@ vcpu_id = 0
 op = "signal_msi"
 msi = { address = 0xFEE00000, address_hi = 0, data = 0x400 }
 expect_return = 1           # optional: what KVM_SIGNAL_MSI returns
+# or, per release: expect_kernels = [{ from = "4.9", expect_return = 1 }, { from = "6.3", expect_return = 0 }]
 ```
+
+A host-forced mode switch is a ``set_apic_base`` step whose ``mode`` differs from the vCPU's
+current one (``KVM_SET_MSRS`` of IA32_APIC_BASE is host-initiated, so x2APIC -> xAPIC is allowed).
 """
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +31,7 @@ from apicmap.encoding.apic_base import ApicMode
 from apicmap.errors import InputError
 from apicmap.files.writer import injection_toml
 from apicmap.model.lifecycle import ModelLifecycle
-from apicmap.model.policy import policy_for_release
+from apicmap.model.policy import host_release, parse_release, policy_for_release
 
 OPS = ("create_vcpu", "set_apic_base", "set_lapic", "enable_cap", "signal_msi")
 
@@ -46,6 +49,18 @@ class Step:
     disable_broadcast_quirk: bool = False
     msi: MsiInjection | None = None
     expect_return: int | None = None
+    # (from release, KVM_SIGNAL_MSI value) pairs in increasing release order.
+    expect_kernels: tuple[tuple[tuple[int, int, int], int], ...] = ()
+
+    def expected_at(self, release: tuple[int, int, int]) -> int | None:
+        """The return value expected on ``release``: from ``expect_kernels``, else ``expect_return``."""
+        if not self.expect_kernels:
+            return self.expect_return
+        found = None
+        for since, value in self.expect_kernels:
+            if since <= release:
+                found = value
+        return found
 
     def toml(self) -> list[str]:
         lines = ["[[step]]", f'op = "{self.op}"']
@@ -108,9 +123,17 @@ def _step(entry: Any, place: str) -> Step:
                            int(raw.get("data", 0)))
     flags = entry.get("x2apic_api", [])
     expect = entry.get("expect_return")
+    per_kernel: list[tuple[tuple[int, int, int], int]] = []
+    for item in entry.get("expect_kernels", []):
+        if not isinstance(item, dict) or not isinstance(item.get("expect_return"), int):
+            raise InputError(f"{place} expect_kernels", f"bad value {item!r}",
+                             '[{ from = "4.9", expect_return = N }, ...]')
+        per_kernel.append((parse_release(str(item.get("from")), f"{place} expect_kernels from"),
+                           item["expect_return"]))
     return Step(entry["op"], num("vcpu_id", MAX_VCPU_ID), mode, num("apic_id", 0xFF), num("ldr_register", 0xFFFFFFFF),
                 num("dfr", 0xFFFFFFFF, DFR_FLAT), bool(entry.get("sw_enabled", True)), "use_32bit_ids" in flags,
-                "disable_broadcast_quirk" in flags, msi, expect if isinstance(expect, int) else None)
+                "disable_broadcast_quirk" in flags, msi, expect if isinstance(expect, int) else None,
+                tuple(per_kernel))
 
 
 def apply(step: Step, target: Any) -> int | None:
@@ -147,7 +170,9 @@ def run_sequence_check(path: str | Path) -> tuple[list[dict[str, object]], bool]
 
     steps, kernel = load_sequence(path)
     available, _ = kvm_available()
-    policy = policy_for_release(kernel or (os.uname().release if available else None))
+    text = kernel or (host_release() if available else None)
+    policy = policy_for_release(text)
+    release = parse_release(text) if text is not None else (99, 0, 0)
     model = ModelLifecycle(policy)
     naive = ModelLifecycle(policy, track_recalculation=False)
     real = None
@@ -167,7 +192,9 @@ def run_sequence_check(path: str | Path) -> tuple[list[dict[str, object]], bool]
                    "expect_return": step.expect_return}
             if real is not None and results[0] != kernel_r:
                 ok = False
-            if step.expect_return is not None and results[0] != step.expect_return:
+            wanted = step.expected_at(release)
+            row["expect_return"] = wanted
+            if wanted is not None and results[0] != wanted:
                 ok = False
             rows.append(row)
     finally:

@@ -213,6 +213,11 @@ class KvmEngine:
             # With x2apic_format the buffer ID must equal vcpu_id; without it the xAPIC-format
             # ID is ignored (v6.11+) and the LDR is derived by KVM either way (§1.9).
             _set_u32(page, s.APIC_ID, vcpu.vcpu_id if vm.use_32bit_ids else (vcpu.vcpu_id & 0xFF) << 24)
+            # A scenario may write its own ID/LDR (planted before 6.11, ignored from 6.11).
+            if vcpu.lapic_id is not None:
+                _set_u32(page, s.APIC_ID, vcpu.lapic_id)
+            if vcpu.lapic_ldr is not None:
+                _set_u32(page, s.APIC_LDR, vcpu.lapic_ldr)
         else:
             _set_u32(page, s.APIC_ID, vcpu.xapic_id << 24)
             _set_u32(page, s.APIC_LDR, vcpu.ldr)
@@ -340,6 +345,8 @@ class KvmVm:
             raise NotExpressible("apic_arb_prio cannot be set from the host (KVM_SET_LAPIC resets it to 0)")
         if mode is DeliveryMode.SMI and self._vm.smm != self._engine.smm:
             raise NotExpressible(f"the scenario has smm={self._vm.smm}, this host's VMs have smm={self._engine.smm}")
+        if mode is DeliveryMode.SMI and not self._vm.kvm_smm:
+            raise NotExpressible("the scenario has kvm_smm=false (KVM built without SMM); this host's KVM has SMM")
 
     def _signal_msi(self, injection: MsiInjection) -> tuple[int | None, str | None]:
         msi = self._msi

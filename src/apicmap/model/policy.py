@@ -20,6 +20,7 @@ import enum
 import functools
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TypeVar
 
@@ -497,39 +498,51 @@ def row_for(release: Release, where: str = "--kernel") -> KernelPolicy:
 
 def backports_for(release: Release) -> tuple[Backport, ...]:
     return tuple(b for b in BACKPORTS
-                 if b.series == release[:2] and b.first is not None and release >= b.first and b.commit.fields)
+                 if b.series == release[:2] and b.first is not None and release >= b.first)
+
+
+def blend(base: KernelPolicy, donors: Mapping[str, KernelPolicy], *, key: str,
+          backports: tuple[Backport, ...]) -> KernelPolicy:
+    """``base`` with each behaviour field named in ``donors`` taken from its donor policy."""
+
+    def take(name: str, current: _T) -> _T:
+        value: _T = getattr(donors[name], name) if name in donors else current
+        return value
+
+    return KernelPolicy(
+        key=key, releases=base.releases, first=base.first, last=base.last, commits=base.commits,
+        backports=backports,
+        phys_map=take("phys_map", base.phys_map),
+        mda=take("mda", base.mda),
+        logical_map=take("logical_map", base.logical_map),
+        logical_map_skips_sw_disabled=take("logical_map_skips_sw_disabled", base.logical_map_skips_sw_disabled),
+        fast_path_no_target_result=take("fast_path_no_target_result", base.fast_path_no_target_result),
+        smi_check=take("smi_check", base.smi_check),
+        icr_reserved_bits_fault=take("icr_reserved_bits_fault", base.icr_reserved_bits_fault),
+        self_ipi_reserved_bits_fault=take("self_ipi_reserved_bits_fault", base.self_ipi_reserved_bits_fault),
+        inhibits_aliasing=take("inhibits_aliasing", base.inhibits_aliasing),
+        apic_id_modified_inhibit=take("apic_id_modified_inhibit", base.apic_id_modified_inhibit),
+        x2apic_set_lapic=take("x2apic_set_lapic", base.x2apic_set_lapic),
+        x2apic_disable_resets_id=take("x2apic_disable_resets_id", base.x2apic_disable_resets_id),
+    )
+
+
+def with_field(base: KernelPolicy, name: str, donor: KernelPolicy) -> KernelPolicy:
+    """``base`` with one behaviour field taken from ``donor`` (for attributing a difference)."""
+    return blend(base, {name: donor}, key=f"{base.key}[{name} of {donor.key}]", backports=base.backports)
 
 
 def with_backports(row: KernelPolicy, backports: tuple[Backport, ...]) -> KernelPolicy:
     """The row with each backport's fields set to their value in the row that merged it upstream."""
     if not backports:
         return row
-    source: dict[str, KernelPolicy] = {}
+    donors: dict[str, KernelPolicy] = {}
     for b in backports:
         landed = next(p for p in VARIANTS if b.commit in p.commits)
         for name in b.commit.fields:
-            source[name] = landed
-
-    def take(name: str, current: _T) -> _T:
-        value: _T = getattr(source[name], name) if name in source else current
-        return value
-
-    return KernelPolicy(
-        key=row.key + "".join(f"+{b.commit.hash.split(' ')[0]}" for b in backports),
-        releases=row.releases, first=row.first, last=row.last, commits=row.commits, backports=backports,
-        phys_map=take("phys_map", row.phys_map),
-        mda=take("mda", row.mda),
-        logical_map=take("logical_map", row.logical_map),
-        logical_map_skips_sw_disabled=take("logical_map_skips_sw_disabled", row.logical_map_skips_sw_disabled),
-        fast_path_no_target_result=take("fast_path_no_target_result", row.fast_path_no_target_result),
-        smi_check=take("smi_check", row.smi_check),
-        icr_reserved_bits_fault=take("icr_reserved_bits_fault", row.icr_reserved_bits_fault),
-        self_ipi_reserved_bits_fault=take("self_ipi_reserved_bits_fault", row.self_ipi_reserved_bits_fault),
-        inhibits_aliasing=take("inhibits_aliasing", row.inhibits_aliasing),
-        apic_id_modified_inhibit=take("apic_id_modified_inhibit", row.apic_id_modified_inhibit),
-        x2apic_set_lapic=take("x2apic_set_lapic", row.x2apic_set_lapic),
-        x2apic_disable_resets_id=take("x2apic_disable_resets_id", row.x2apic_disable_resets_id),
-    )
+            donors[name] = landed
+    key = row.key + "".join(f"+{b.commit.hash.split(' ')[0]}" for b in backports)
+    return blend(row, donors, key=key, backports=backports)
 
 
 @functools.lru_cache(maxsize=256)
