@@ -1,9 +1,5 @@
 """Per-release views: one scenario judged by every modelled KVM release range, and the commits
-that explain each change; attribution of fuzzing findings; the rediscovery of historical bugs.
-
-A change between two policies is attributed by counterfactual: each behaviour field that differs
-between them is switched alone, and the fields whose switch changes the outcome are the cause;
-their commits (``KernelPolicy.commits`` of the rows in between, and backports) are named.
+that explain each change (``apicmap.model.attribution``); the rediscovery of historical bugs.
 """
 
 from __future__ import annotations
@@ -19,76 +15,11 @@ from apicmap.domain.outcome import Outcome
 from apicmap.domain.vm import VmState
 from apicmap.files.scenario import InterruptCase, Scenario, load_scenario
 from apicmap.files.sequence import Step, apply, is_sequence_file, load_sequence
-from apicmap.model.engine import ModelEngine
+from apicmap.model.attribution import Attribution, attribute, model_outcome, outcome_key
 from apicmap.model.lifecycle import ModelLifecycle
-from apicmap.model.policy import (
-    VARIANTS,
-    Commit,
-    KernelPolicy,
-    Release,
-    commits_between,
-    differing_fields,
-    policy_for_release,
-    with_field,
-)
+from apicmap.model.policy import VARIANTS, KernelPolicy, Release, policy_for_release
 
 HISTORY_DIR = "corpus/history"
-
-
-# --- attribution ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Attribution:
-    fields: tuple[str, ...]  # the behaviour fields whose switch alone changes the outcome
-    commits: tuple[Commit, ...]
-    explained: bool  # False: no single field explains it (then every differing field is listed)
-
-    def describe(self) -> str:
-        if not self.commits:
-            return "unexplained (no policy field accounts for it)"
-        cited = "; ".join(c.cite() for c in self.commits)
-        return cited + ("" if self.explained else " (together; no single field explains it)")
-
-    def to_json(self) -> dict[str, object]:
-        return {"fields": list(self.fields), "explained": self.explained,
-                "commits": [{"hash": c.hash, "subject": c.subject, "fields": list(c.fields)} for c in self.commits]}
-
-
-def attribute(before: KernelPolicy, after: KernelPolicy, evaluate: Callable[[KernelPolicy], Hashable],
-              target: Hashable | None = None) -> Attribution:
-    """Which fields (and commits) turn ``before``'s outcome into ``after``'s (or into ``target``)."""
-    wanted = evaluate(after) if target is None else target
-    base = evaluate(before)
-    differing = differing_fields(before, after)
-    causes = tuple(name for name in differing
-                   if evaluate(with_field(before, name, after)) != base
-                   and (target is None or evaluate(with_field(before, name, after)) == wanted))
-    if not causes:
-        # Seen from the other side: the fields whose undoing in ``after`` changes its outcome.
-        causes = tuple(name for name in differing if evaluate(with_field(after, name, before)) != wanted)
-    explained = bool(causes)
-    names = causes if causes else differing
-    between = commits_between(before, after)
-    commits = tuple(c for c in between if set(c.fields) & set(names))
-    return Attribution(fields=names, commits=commits, explained=explained and bool(commits))
-
-
-# --- the per-release view of a scenario ------------------------------------------------------------
-
-
-def outcome_key(outcome: Outcome) -> Hashable:
-    """What makes two outcomes different for the per-release view."""
-    return (outcome.receivers, outcome.result, outcome.rejected is not None,
-            tuple(sorted((e.vcpu_id, e.kind.value, e.vector or 0, e.level_triggered) for e in outcome.effects)))
-
-
-def model_outcome(vm: VmState, injection: Injection, policy: KernelPolicy, *, explain: bool = False) -> Outcome:
-    prepared = ModelEngine(policy).prepare(vm)
-    try:
-        return prepared.deliver(injection, explain=explain)
-    finally:
-        prepared.close()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,26 +101,6 @@ def print_release_view(scenario: Scenario, *, explain: bool = False, as_json: bo
 def run_all_kernels(path: str, *, explain: bool, as_json: bool) -> int:
     """``apicmap run|explain FILE --all-kernels``."""
     return print_release_view(load_scenario(path), explain=explain, as_json=as_json)
-
-
-# --- fuzzing findings ------------------------------------------------------------------------------
-
-
-def attribute_finding(vm: VmState, injection: Injection, model: KernelPolicy, host: KernelPolicy,
-                      kernel_outcome: Outcome) -> Attribution:
-    """The commits between the modelled release and the host's that explain a divergence: the
-    fields that differ between the two policies and whose switch alone makes the model agree
-    with the kernel (else whose switch changes the model's answer at all)."""
-    def evaluate(policy: KernelPolicy) -> Hashable:
-        return outcome_key(model_outcome(vm, injection, policy))
-
-    target = outcome_key(kernel_outcome)
-    differing = differing_fields(model, host)
-    base = evaluate(model)
-    agree = tuple(n for n in differing if evaluate(with_field(model, n, host)) == target)
-    moving = agree or tuple(n for n in differing if evaluate(with_field(model, n, host)) != base)
-    commits = tuple(c for c in commits_between(model, host) if set(c.fields) & set(moving))
-    return Attribution(fields=moving, commits=commits, explained=bool(agree) and bool(commits))
 
 
 # --- historical bugs -----------------------------------------------------------------------------------
@@ -277,7 +188,7 @@ HISTORICAL_BUGS: tuple[HistoricalBug, ...] = (
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rediscovery:
     bug: HistoricalBug
-    file: str | None  # None: no history file (not modelled)
+    files: tuple[str, ...]  # empty: no history file (not modelled)
     ok: bool
     detail: str
 
@@ -287,29 +198,47 @@ def _history_table(path: Path) -> dict[str, object]:
     return table if isinstance(table, dict) else {}
 
 
+def _previous(policy: KernelPolicy) -> KernelPolicy:
+    keys = [p.key for p in VARIANTS]
+    return VARIANTS[max(keys.index(policy.key) - 1, 0)]
+
+
 def _first_release(policy: KernelPolicy) -> Release:
     return policy.first[0], policy.first[1], 0
 
 
-def _check_rows(evaluate_row: Callable[[KernelPolicy], list[str]], fixed_in: Release) -> tuple[bool, str]:
-    """Every row meets its expectations, and the outcome changes between the row before the
-    fix and the row of the fix. ``evaluate_row`` returns the problems of one row."""
+def _check_rows(evaluate_row: Callable[[KernelPolicy], list[str]]) -> tuple[bool, str]:
+    """Every row meets its expectations (``evaluate_row`` returns the problems of one row)."""
     problems: list[str] = []
     for policy in VARIANTS:
         problems += [f"{policy.releases}: {p}" for p in evaluate_row(policy)]
     return not problems, "; ".join(problems) or "each range as expected"
 
 
+def _names_commit(bug: HistoricalBug, attribution: Attribution) -> bool:
+    """The change at the fix release is attributed to the bug's commit."""
+    if bug.commit:
+        return any(bug.commit in c.hash for c in attribution.commits)
+    return any(not c.hash and c.subject for c in attribution.commits)
+
+
 def _scenario_rows(scenario: Scenario, bug: HistoricalBug) -> tuple[bool, str]:
     fixed = policy_for_release(bug.fixed_in)
-    before = next(p for p, q in zip(VARIANTS, VARIANTS[1:], strict=False) if q.key == fixed.key)
-    changed = False
+    before = _previous(fixed)
+    attributed: list[Attribution] = []
     for case in scenario.interrupts:
         if not case.expect_kernels:
             continue
-        a = model_outcome(scenario.vm, case.injection, before)
-        b = model_outcome(scenario.vm, case.injection, fixed)
-        changed = changed or outcome_key(a) != outcome_key(b)
+        if outcome_key(model_outcome(scenario.vm, case.injection, before)) != \
+                outcome_key(model_outcome(scenario.vm, case.injection, fixed)):
+            def evaluate(policy: KernelPolicy, case: InterruptCase = case) -> Hashable:
+                return outcome_key(model_outcome(scenario.vm, case.injection, policy))
+
+            attributed.append(attribute(before, fixed, evaluate))
+    if not attributed:
+        return False, f"no outcome changes between {before.releases} and {fixed.releases}"
+    if not any(_names_commit(bug, a) for a in attributed):
+        return False, f"the change at {fixed.releases} is attributed to {attributed[0].describe()}"
 
     def row(policy: KernelPolicy) -> list[str]:
         out: list[str] = []
@@ -324,10 +253,7 @@ def _scenario_rows(scenario: Scenario, bug: HistoricalBug) -> tuple[bool, str]:
                 out.append(f"#{case.index} return {outcome.result}, expected {entry.expect_return}")
         return out
 
-    ok, detail = _check_rows(row, _first_release(fixed))
-    if not changed:
-        return False, f"no outcome changes between {before.releases} and {fixed.releases}"
-    return ok, detail
+    return _check_rows(row)
 
 
 def sequence_returns(steps: Sequence[Step], policy: KernelPolicy) -> list[int | None]:
@@ -338,9 +264,16 @@ def sequence_returns(steps: Sequence[Step], policy: KernelPolicy) -> list[int | 
 def _sequence_rows(path: Path, bug: HistoricalBug) -> tuple[bool, str]:
     steps, _ = load_sequence(path)
     fixed = policy_for_release(bug.fixed_in)
-    before = next(p for p, q in zip(VARIANTS, VARIANTS[1:], strict=False) if q.key == fixed.key)
-    if sequence_returns(steps, before) == sequence_returns(steps, fixed):
+    before = _previous(fixed)
+
+    def evaluate(policy: KernelPolicy) -> Hashable:
+        return tuple(sequence_returns(steps, policy))
+
+    if evaluate(before) == evaluate(fixed):
         return False, f"no return value changes between {before.releases} and {fixed.releases}"
+    attribution = attribute(before, fixed, evaluate)
+    if not _names_commit(bug, attribution):
+        return False, f"the change at {fixed.releases} is attributed to {attribution.describe()}"
     signals = [s for s in steps if s.op == "signal_msi"]
 
     def row(policy: KernelPolicy) -> list[str]:
@@ -352,30 +285,32 @@ def _sequence_rows(path: Path, bug: HistoricalBug) -> tuple[bool, str]:
                 out.append(f"signal #{i} returned {value}, expected {wanted}")
         return out
 
-    return _check_rows(row, _first_release(fixed))
+    return _check_rows(row)
 
 
 def rediscover(root: str | Path = HISTORY_DIR) -> list[Rediscovery]:
     """Run every history file through every release range: each bug's change must appear at
     exactly the release of its fix, with the expected outcome on every range."""
-    files: dict[int, Path] = {}
+    files: dict[int, list[Path]] = {}
     for path in sorted(Path(root).glob("*.toml")):
         number = _history_table(path).get("bug")
         if isinstance(number, int):
-            files[number] = path
+            files.setdefault(number, []).append(path)
     results: list[Rediscovery] = []
     for bug in HISTORICAL_BUGS:
         if bug.observable:
             continue
-        found = files.get(bug.number)
-        if found is None:
-            results.append(Rediscovery(bug=bug, file=None, ok=False, detail="no history file (not modelled)"))
+        paths = files.get(bug.number, [])
+        if not paths:
+            results.append(Rediscovery(bug=bug, files=(), ok=False,
+                                       detail="no history file: the model has no register-read outcome"
+                                       if bug.number == 16 else "no history file"))
             continue
-        if is_sequence_file(found):
-            ok, detail = _sequence_rows(found, bug)
-        else:
-            ok, detail = _scenario_rows(load_scenario(found), bug)
-        results.append(Rediscovery(bug=bug, file=str(found), ok=ok, detail=detail))
+        verdicts = [_sequence_rows(p, bug) if is_sequence_file(p) else _scenario_rows(load_scenario(p), bug)
+                    for p in paths]
+        results.append(Rediscovery(bug=bug, files=tuple(str(p) for p in paths), ok=all(ok for ok, _ in verdicts),
+                                   detail="; ".join(f"{p.name}: {d}" for p, (_, d) in zip(paths, verdicts,
+                                                                                            strict=True))))
     return results
 
 

@@ -42,12 +42,27 @@ class Finding:
     other: Outcome
     found_after: float  # seconds into the campaign when first detected (shrinking comes after)
     reproducer: str | None = None
+    # Against the kernel: the commits between the modelled release and the host's that explain it.
+    explained_by: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {"signature": self.signature, "rule": self.rule, "found_after_s": round(self.found_after, 3),
                 "model": list(self.model.receivers), "model_return": self.model.result,
                 "other": list(self.other.receivers), "other_return": self.other.result,
-                "reproducer": self.reproducer}
+                "model_detail": _detail(self.model, self.other), "other_detail": _detail(self.other, self.model),
+                "explained_by": self.explained_by, "reproducer": self.reproducer}
+
+
+def _detail(outcome: Outcome, versus: Outcome) -> str:
+    """What of ``outcome`` differs from ``versus`` beyond receivers and return: rejection, effects."""
+    parts = []
+    if (outcome.rejected is None) != (versus.rejected is None):
+        parts.append(f"refused: {outcome.rejected}" if outcome.rejected else "not refused")
+    own, other = set(outcome.effects), set(versus.effects)
+    if own != other:
+        parts.append("effects " + (", ".join(f"{e.vcpu_id}:{e.describe()}" for e in sorted(
+            own - other, key=lambda e: (e.vcpu_id, e.kind.value))) or "none extra"))
+    return "; ".join(parts)
 
 
 @dataclass(slots=True)
@@ -174,10 +189,25 @@ class Campaign:
         self._known.add(finding.signature)
         path = self._write(finding) if self.out else None
         detected = self._first_seen.get(finding.signature, finding.found_after)
+        explained = self._explain_by_commits(finding) if self.against == "kvm" else None
         self.findings.append(Finding(finding.signature, finding.rule, finding.vm, finding.injection, finding.model,
-                                     finding.other, detected, path))
+                                     finding.other, detected, path, explained))
         if self.progress is not None:
             self.progress(self)
+
+    def _explain_by_commits(self, finding: Finding) -> str:
+        """The commits between the modelled release and this host's that account for the finding."""
+        from apicmap.model.attribution import attribute_finding
+        from apicmap.model.policy import host_release
+
+        model = policy_for_release(self.kernel)
+        host = policy_for_release(host_release())
+        if model.key == host.key:
+            return "unexplained (the model follows this host's release)"
+        found = attribute_finding(finding.vm, finding.injection, model, host, finding.other)
+        if not found.explained:
+            return "unexplained" + (f" (fields that move it: {', '.join(found.fields)})" if found.fields else "")
+        return found.describe()
 
     def _write(self, finding: Finding) -> str:
         assert self.out is not None
