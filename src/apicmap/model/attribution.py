@@ -87,6 +87,8 @@ def attribute_finding(vm: VmState, injection: Injection, model: KernelPolicy, ho
     target = outcome_key(kernel_outcome)
     differing = differing_fields(model, host)
     base = evaluate(model)
+    if base == target:
+        return Attribution(fields=(), commits=(), explained=False)  # nothing to explain
     agree = tuple(n for n in differing if evaluate(with_field(model, n, host)) == target)
     moving = agree or tuple(n for n in differing if evaluate(with_field(model, n, host)) != base)
     commits = tuple(c for c in commits_between(model, host) if set(c.fields) & set(moving))
