@@ -90,3 +90,18 @@ def test_finding_attribution_names_the_commit_between_releases() -> None:
     odd = Outcome("kvm", (0,), (Effect(0, EffectKind.IRR, 0x40),), 1)  # no policy field gives this
     unexplained = attribute_finding(scenario.vm, injection, policy_for_release("6.3"), host, odd)
     assert not unexplained.explained and not unexplained.commits
+
+
+def test_findings_never_print_identical_sides() -> None:
+    from apicmap.domain.vm import VmState
+    from apicmap.fuzz.campaign import Finding
+    from tests.helpers import msi
+
+    model = Outcome("model", (0,), (Effect(0, EffectKind.IRR, 0x40),), None)
+    kernel = Outcome("kvm", (0,), (Effect(0, EffectKind.IRR, 0x40, True),), None)
+    found = Finding("sig", "rule", VmState.simple(1), msi(0), model, kernel, 0.0).to_json()
+    assert found["model"] == found["other"] and found["model_return"] == found["other_return"]
+    assert found["model_detail"] != found["other_detail"] and "TMR" in str(found["other_detail"])
+    refused = Outcome("kvm", (), (), None, "WRMSR 0x830: #GP")
+    shown = Finding("sig", "rule", VmState.simple(1), msi(0), Outcome("model", ()), refused, 0.0).to_json()
+    assert "refused" in str(shown["other_detail"])

@@ -11,8 +11,9 @@ from apicmap.app.check import check_scenario
 from apicmap.app.runner import Check
 from apicmap.errors import ApicmapError
 from apicmap.files.scenario import load_scenario
+from apicmap.files.sequence import is_sequence_file, run_sequence_check
 
-DEFAULT_DIRS = ("corpus", "examples", "catalogue")
+DEFAULT_DIRS = ("corpus", "corpus/history", "examples", "catalogue")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,9 @@ def run_conformance(paths: list[str]) -> list[CaseReport]:
     host_release = read_host_release()
     reports: list[CaseReport] = []
     for path in collect(paths):
+        if is_sequence_file(path):
+            reports += _sequence_reports(path)
+            continue
         try:
             report = check_scenario(load_scenario(path), kernel=host_release)
         except ApicmapError as err:
@@ -61,6 +65,24 @@ def run_conformance(paths: list[str]) -> list[CaseReport]:
                     problems.append(f"{label}: {result.check_detail}")
             reports.append(CaseReport(str(path), name, not problems, skipped if not problems else None,
                                       "; ".join(problems)))
+    return reports
+
+
+def _sequence_reports(path: Path) -> list[CaseReport]:
+    """A sequence file: model (tracking KVM's recalculation points) vs kernel, per KVM_SIGNAL_MSI."""
+    try:
+        rows, _ = run_sequence_check(path)
+    except ApicmapError as err:
+        return [CaseReport(str(path), "(load)", False, None, str(err))]
+    reports = []
+    for row in rows:
+        problems = []
+        if row["kvm"] is not None and row["model"] != row["kvm"]:
+            problems.append(f"model r={row['model']} != kvm r={row['kvm']}")
+        if row["expect_return"] is not None and row["model"] != row["expect_return"]:
+            problems.append(f"model r={row['model']}, expected {row['expect_return']}")
+        skipped = "kvm unavailable" if row["kvm"] is None and not problems else None
+        reports.append(CaseReport(str(path), f"step {row['step']}", not problems, skipped, "; ".join(problems)))
     return reports
 
 

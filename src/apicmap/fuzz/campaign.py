@@ -58,10 +58,9 @@ def _detail(outcome: Outcome, versus: Outcome) -> str:
     parts = []
     if (outcome.rejected is None) != (versus.rejected is None):
         parts.append(f"refused: {outcome.rejected}" if outcome.rejected else "not refused")
-    own, other = set(outcome.effects), set(versus.effects)
-    if own != other:
-        parts.append("effects " + (", ".join(f"{e.vcpu_id}:{e.describe()}" for e in sorted(
-            own - other, key=lambda e: (e.vcpu_id, e.kind.value))) or "none extra"))
+    extra = sorted(set(outcome.effects) - set(versus.effects), key=lambda e: (e.vcpu_id, e.kind.value))
+    if extra:
+        parts.append("effects only here: " + ", ".join(f"{e.vcpu_id}:{e.describe()}" for e in extra))
     return "; ".join(parts)
 
 
@@ -187,9 +186,11 @@ class Campaign:
         if finding.signature in self._known:
             return
         self._known.add(finding.signature)
-        path = self._write(finding) if self.out else None
         detected = self._first_seen.get(finding.signature, finding.found_after)
         explained = self._explain_by_commits(finding) if self.against == "kvm" else None
+        finding = Finding(finding.signature, finding.rule, finding.vm, finding.injection, finding.model,
+                          finding.other, detected, None, explained)
+        path = self._write(finding) if self.out else None
         self.findings.append(Finding(finding.signature, finding.rule, finding.vm, finding.injection, finding.model,
                                      finding.other, detected, path, explained))
         if self.progress is not None:
@@ -222,6 +223,10 @@ class Campaign:
                   f"signature: {finding.signature}",
                   f"model: {list(finding.model.receivers)} return {finding.model.result}; "
                   f"{other}: {list(finding.other.receivers)} return {finding.other.result}",
+                  *([f"model: {_detail(finding.model, finding.other) or '-'}; "
+                     f"{other}: {_detail(finding.other, finding.model) or '-'}"]
+                    if _detail(finding.model, finding.other) or _detail(finding.other, finding.model) else []),
+                  *([f"explained by: {finding.explained_by}"] if finding.explained_by else []),
                   "re-run: apicmap check THIS_FILE"]
         path.write_text(scenario_toml(finding.vm, [("divergence", finding.injection, expect, expect_arch)],
                                       kernel=kernel, header=header))
