@@ -101,7 +101,9 @@ class Commit:
     fields: tuple[str, ...]
 
     def cite(self) -> str:
-        return f'{self.hash or "(hash not identified)"} "{self.subject}"'
+        if not self.hash:
+            return f"(commit not identified: {self.subject})"
+        return f'{self.hash} "{self.subject}"'
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,42 +163,51 @@ def _r(first: tuple[int, int], last: tuple[int, int] | None) -> str:
 
 C_HOTPLUG = Commit(hash="5bd5db385b3e", subject="KVM: x86: allow hotplug of VCPU with APIC ID over 0xff",
                    fields=("phys_map",))
-C_MDA = Commit(hash="", subject="v4.11 rework: fast and slow path behave the same, kvm_apic_mda returns dest_id",
-               fields=("mda",))
+C_MDA = Commit(hash="", subject="the v4.11 rework after which kvm_apic_mda returns the destination ID and the fast "
+                                "and slow paths behave the same", fields=("mda",))
 C_NO_TARGET = Commit(hash="0624fca9512d",
-                     subject="KVM: x86: fast path returns 0 when the map handles the IRQ but finds no target "
-                             "(subject line not retrieved)",
+                     subject="(subject line not retrieved) kvm_irq_delivery_to_apic_fast sets r = 0 once the map "
+                             "handles the IRQ",
                      fields=("fast_path_no_target_result",))
-C_LDR_DERIVED = Commit(hash="", subject="kvm_apic_state_fixup: x2APIC LDR derived from the ID on KVM_SET_LAPIC "
-                       "(present in 4.19.0, absent in 4.11.0)", fields=("x2apic_set_lapic",))
+C_LDR_DERIVED = Commit(hash="", subject="kvm_apic_state_fixup derives the x2APIC LDR from the ID on KVM_SET_LAPIC; "
+                       "present in 4.19.0, absent in 4.11.0", fields=("x2apic_set_lapic",))
 C_SW_DISABLED = Commit(hash="b14c876b994f",
                        subject="kvm: x86: skip populating logical dest map if apic is not sw enabled",
                        fields=("logical_map_skips_sw_disabled",))
 C_ID_MODIFIED = Commit(hash="3743c2f02517",
                        subject="KVM: x86: inhibit APICv/AVIC on changes to APIC ID or APIC base",
                        fields=("apic_id_modified_inhibit",))
-C_SMM_CONFIG = Commit(hash="", subject="KVM: x86: make SMM support a compile-time option (CONFIG_KVM_SMM, v6.2)",
-                      fields=("smi_check",))
+C_SMM_CONFIG = Commit(hash="", subject="the v6.2 series that makes SMM support a compile-time option "
+                      "(CONFIG_KVM_SMM; kvm_inject_smi returns -ENOTTY without it)", fields=("smi_check",))
 C_ALIASED_IDS = Commit(hash="5b84b0291702",
                        subject="KVM: x86: Honor architectural behavior for aliased 8-bit APIC IDs",
                        fields=("phys_map",))
-C_LOGICAL = Commit(hash="35366901017c / 2bf934aadcac / 2970052481b9 / 76e527509d37",
-                   subject="KVM: x86: logical_mode enum; Disable APIC logical map if logical ID covers multiple "
-                           "MDAs; ... if vCPUs are aliased in logical mode; Skip redundant x2APIC logical mode "
-                           "optimized cluster setup",
-                   fields=("logical_map",))
+C_LOGICAL_MODES = Commit(hash="35366901017c",
+                         subject="KVM: x86: Explicitly track all possibilities for APIC map's logical modes",
+                         fields=("logical_map",))
+C_LOGICAL_X2APIC = Commit(hash="76e527509d37",
+                          subject="KVM: x86: Skip redundant x2APIC logical mode optimized cluster setup",
+                          fields=("logical_map",))
+C_LOGICAL_MULTI = Commit(hash="2bf934aadcac",
+                         subject="KVM: x86: Disable APIC logical map if logical ID covers multiple MDAs",
+                         fields=("logical_map",))
+C_LOGICAL_ALIASED = Commit(hash="2970052481b9",
+                           subject="KVM: x86: Disable APIC logical map if vCPUs are aliased in logical mode",
+                           fields=("logical_map",))
 C_INHIBIT_ALIASED = Commit(hash="5063c41bebac",
-                           subject="KVM: x86: Inhibit APIC memslot if x2APIC and AVIC are enabled / aliasing inhibits "
-                                   "(PHYSICAL_ID_ALIASED, LOGICAL_ID_ALIASED)",
+                           subject="KVM: x86: Inhibit APICv/AVIC if the optimized physical map is disabled",
                            fields=("inhibits_aliasing",))
-C_ID_MODIFIED_U8 = Commit(hash="f651a0089548 / a58a66afc464",
-                          subject="KVM: x86: Don't inhibit APICv/AVIC if xAPIC ID mismatch is due to 32-bit ID; "
-                                  "... on xAPIC ID \"change\" if APIC is disabled",
-                          fields=("apic_id_modified_inhibit",))
-C_SELF_IPI = Commit(hash="ba5838abb053 / ab52be1b310b",
-                    subject="KVM: x86: Inject #GP if WRMSR sets reserved bits in APIC Self-IPI; "
-                            "Inject #GP on x2APIC WRMSR that sets reserved bits 63:32",
+C_ID_MODIFIED_32BIT = Commit(hash="f651a0089548",
+                             subject="KVM: x86: Don't inhibit APICv/AVIC if xAPIC ID mismatch is due to 32-bit ID",
+                             fields=("apic_id_modified_inhibit",))
+C_ID_MODIFIED_DISABLED = Commit(hash="a58a66afc464",
+                                subject="KVM: x86: Don't inhibit APICv/AVIC on xAPIC ID \"change\" if APIC is disabled",
+                                fields=("apic_id_modified_inhibit",))
+C_SELF_IPI = Commit(hash="ba5838abb053", subject="KVM: x86: Inject #GP if WRMSR sets reserved bits in APIC Self-IPI",
                     fields=("self_ipi_reserved_bits_fault",))
+C_X2APIC_UPPER_HALF = Commit(hash="ab52be1b310b",
+                             subject="KVM: x86: Inject #GP on x2APIC WRMSR that sets reserved bits 63:32",
+                             fields=("self_ipi_reserved_bits_fault",))
 C_X2_TO_XAPIC = Commit(hash="052c3b99cbc8",
                        subject="KVM: x86: Reinitialize xAPIC ID when userspace forces x2APIC => xAPIC",
                        fields=("x2apic_disable_resets_id",))
@@ -209,9 +220,8 @@ C_READONLY = Commit(hash="4b7c3f6d04bd", subject="KVM: x86: Make x2APIC ID 100% 
                     fields=("x2apic_set_lapic",))
 C_ICR_RESERVED = Commit(hash="71bf395a276f", subject="KVM: x86: Enforce x2APIC's must-be-zero reserved ICR bits",
                         fields=("icr_reserved_bits_fault",))
-C_SMM_PER_VM = Commit(hash="", subject="KVM: TDX: Handle SMI request as !CONFIG_KVM_SMM "
-                      "(has_emulated_msr(kvm, MSR_IA32_SMBASE) in kvm_inject_smi; v6.16, 6.15 not seen)",
-                      fields=("smi_check",))
+C_SMM_PER_VM = Commit(hash="", subject="\"KVM: TDX: Handle SMI request as !CONFIG_KVM_SMM\": kvm_inject_smi "
+                      "also checks has_emulated_msr(kvm, MSR_IA32_SMBASE); v6.16, 6.15 not seen", fields=("smi_check",))
 
 
 # --- the rows ------------------------------------------------------------------------------------
@@ -318,10 +328,10 @@ K6_2 = KernelPolicy(
     x2apic_disable_resets_id=False,
 )
 K6_3 = KernelPolicy(
-    # The 6.3 APIC series: 5b84b0291702, the logical_mode commits, 5063c41bebac, f651a0089548 /
-    # a58a66afc464, ba5838abb053 / ab52be1b310b, 052c3b99cbc8.
+    # The 6.3 APIC series (see ``commits``).
     key="K6.3", releases=_r((6, 3), (6, 3)), first=(6, 3), last=(6, 3),
-    commits=(C_ALIASED_IDS, C_LOGICAL, C_INHIBIT_ALIASED, C_ID_MODIFIED_U8, C_SELF_IPI, C_X2_TO_XAPIC),
+    commits=(C_ALIASED_IDS, C_LOGICAL_MODES, C_LOGICAL_X2APIC, C_LOGICAL_MULTI, C_LOGICAL_ALIASED, C_INHIBIT_ALIASED,
+             C_ID_MODIFIED_32BIT, C_ID_MODIFIED_DISABLED, C_SELF_IPI, C_X2APIC_UPPER_HALF, C_X2_TO_XAPIC),
     backports=(),
     phys_map=PhysMapRule.ARCHITECTURAL_UNLESS_32BIT_IDS,
     mda=MdaRule.DEST_ID,
