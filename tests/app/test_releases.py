@@ -105,3 +105,11 @@ def test_findings_never_print_identical_sides() -> None:
     refused = Outcome("kvm", (), (), None, "WRMSR 0x830: #GP")
     shown = Finding("sig", "rule", VmState.simple(1), msi(0), Outcome("model", ()), refused, 0.0).to_json()
     assert "refused" in str(shown["other_detail"])
+
+
+def test_sequence_all_kernels_names_052c3b99cbc8() -> None:
+    proc = apicmap("run", "corpus/history/13-stale-map-after-x2apic-disable.toml", "--all-kernels", "--json")
+    assert proc.returncode == 0, proc.stderr
+    ranges = json.loads(proc.stdout)["ranges"]
+    assert [(r["releases"], r["returns"]) for r in ranges] == [("4.9–6.2", [1]), ("6.3–mainline", [0])]
+    assert [c["hash"] for c in ranges[1]["changed_by"]["commits"]] == ["052c3b99cbc8"]

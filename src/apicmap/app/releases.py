@@ -99,8 +99,40 @@ def print_release_view(scenario: Scenario, *, explain: bool = False, as_json: bo
 
 
 def run_all_kernels(path: str, *, explain: bool, as_json: bool) -> int:
-    """``apicmap run|explain FILE --all-kernels``."""
+    """``apicmap run|explain FILE --all-kernels`` (a scenario, or a sequence file's MSI returns)."""
+    if is_sequence_file(path):
+        return print_sequence_view(path, as_json=as_json)
     return print_release_view(load_scenario(path), explain=explain, as_json=as_json)
+
+
+def print_sequence_view(path: str, *, as_json: bool = False) -> int:
+    """Per release range, the KVM_SIGNAL_MSI returns of a sequence, with the commits that change them."""
+    steps, _ = load_sequence(path)
+    returns = {p.key: tuple(sequence_returns(steps, p)) for p in VARIANTS}
+    groups: list[tuple[list[KernelPolicy], Attribution | None]] = []
+    for policy in VARIANTS:
+        if groups and returns[groups[-1][0][-1].key] == returns[policy.key]:
+            groups[-1][0].append(policy)
+            continue
+        changed = None if not groups else attribute(groups[-1][0][-1], policy,
+                                                    lambda p: tuple(sequence_returns(steps, p)))
+        groups.append(([policy], changed))
+
+    def span(policies: list[KernelPolicy]) -> str:
+        start, end = policies[0].releases.split("–")[0], policies[-1].releases.split("–")[-1]
+        return start if start == end else f"{start}–{end}"
+
+    if as_json:
+        print(json.dumps({"sequence": path, "ranges": [
+            {"releases": span(ps), "variants": [p.key for p in ps], "returns": list(returns[ps[0].key]),
+             "changed_by": None if a is None else a.to_json()} for ps, a in groups]}, indent=2))
+        return 0
+    print(f"{path}: KVM_SIGNAL_MSI returns on every modelled KVM release range")
+    for policies, changed in groups:
+        print(f"  {span(policies):<14} {list(returns[policies[0].key])}")
+        if changed is not None:
+            print(f"  {'':<14}   changed by {changed.describe()}")
+    return 0
 
 
 # --- historical bugs -----------------------------------------------------------------------------------

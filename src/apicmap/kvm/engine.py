@@ -343,10 +343,21 @@ class KvmVm:
                                  f"kvm.vector_hashing is {self._engine.vector_hashing} (read-only at run time)")
         if lowest and not self._vm.vector_hashing and self._arb_prio_set:
             raise NotExpressible("apic_arb_prio cannot be set from the host (KVM_SET_LAPIC resets it to 0)")
-        if mode is DeliveryMode.SMI and self._vm.smm != self._engine.smm:
-            raise NotExpressible(f"the scenario has smm={self._vm.smm}, this host's VMs have smm={self._engine.smm}")
-        if mode is DeliveryMode.SMI and not self._vm.kvm_smm:
-            raise NotExpressible("the scenario has kvm_smm=false (KVM built without SMM); this host's KVM has SMM")
+        if mode is DeliveryMode.SMI:
+            self._check_smm()
+
+    def _check_smm(self) -> None:
+        """The SMM settings an SMI depends on must be this host's (KVM_CAP_X86_SMM): from 6.16 the
+        VM's, from 6.2 KVM's build (CONFIG_KVM_SMM), before 6.2 none."""
+        from apicmap.model.policy import SmiCheck, host_release, policy_for_release
+
+        check = policy_for_release(host_release()).smi_check
+        vm, host = self._vm, self._engine.smm
+        if check is SmiCheck.VM_SUPPORTS_SMM and (vm.smm and vm.kvm_smm) != host:
+            raise NotExpressible(f"the scenario has smm={vm.smm}, kvm_smm={vm.kvm_smm}; this host's VMs have "
+                                 f"smm={host}")
+        if check is SmiCheck.KVM_BUILT_WITH_SMM and vm.kvm_smm != host:
+            raise NotExpressible(f"the scenario has kvm_smm={vm.kvm_smm}; this host's KVM has SMM={host}")
 
     def _signal_msi(self, injection: MsiInjection) -> tuple[int | None, str | None]:
         msi = self._msi
