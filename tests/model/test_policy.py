@@ -83,7 +83,11 @@ PROBES: dict[str, tuple[str, str, Callable[[KernelPolicy], Hashable]]] = {
     # field: (base row, donor row, what to observe)
     "phys_map": ("K6.2", "K6.3", _scenario("09-aliased-xapic-ids.toml")),
     "mda": ("K4.9", "K4.11", _scenario("02-mda-sender-format.toml")),
-    "logical_map": ("K6.2", "K6.3", _scenario("10-aliased-logical.toml")),
+    # Nobody has a logical ID: legacy lookups fail (slow path, -1); the enum's SW_DISABLED drops (0).
+    "logical_map": ("K6.2", "K6.3", lambda p: outcome_key(model_outcome(VmState.simple(2), msi(1, logical=True), p))),
+    "logical_map_multi_bit_disables": ("K6.3", "K6.2", _scenario("11-multi-bit-logical-id.toml")),
+    "logical_map_alias_disables": ("K6.3", "K6.2", _scenario("10-aliased-logical.toml")),
+    "x2apic_logical_in_phys_map": ("K6.2", "K6.3", _scenario("12-planted-ldr-steals-phys-slot.toml")),
     "logical_map_skips_sw_disabled": ("K4.20", "K5.3", _scenario("06-sw-disabled-logical.toml")),
     "fast_path_no_target_result": ("K4.11", "K4.20", _scenario("05-fast-path-no-target.toml")),
     "smi_check": ("K6.12", "K6.16", _smi(VmState((Vcpu(0),), smm=False))),

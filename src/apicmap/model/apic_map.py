@@ -151,17 +151,22 @@ def build_map(vm: VmState, policy: KernelPolicy) -> ApicMap:
                 logical_reason = f"vCPU {v.vcpu_id} is {this_mode.value}, others are not"
                 continue
             if x2:
-                continue  # x2APIC logical lookups reuse phys_map (§2.3, 76e527509d37)
+                # x2APIC logical lookups reuse phys_map (§2.3, 76e527509d37)
+                if policy.x2apic_logical_in_phys_map:
+                    _place_x2apic_logical(phys, max_id, ldr, index)
+                continue
             row, mask = _logical_slot(mode, (ldr >> 24) & 0xFF)
             if mask == 0:
                 continue
             if mask & (mask - 1):
-                mode = LogicalMode.MAP_DISABLED
-                logical_reason = f"vCPU {v.vcpu_id} logical ID 0x{ldr >> 24:02x} has several bits"
-                continue
+                if policy.logical_map_multi_bit_disables:  # 2bf934aadcac
+                    mode = LogicalMode.MAP_DISABLED
+                    logical_reason = f"vCPU {v.vcpu_id} logical ID 0x{ldr >> 24:02x} has several bits"
+                    continue
+                mask &= -mask  # placed by its lowest bit
             bit = mask.bit_length() - 1
             holder = clusters[row][bit]
-            if holder is not None:
+            if holder is not None and policy.logical_map_alias_disables:  # 2970052481b9
                 mode = LogicalMode.MAP_DISABLED
                 logical_reason = (f"vCPU {vcpus[holder].vcpu_id} and vCPU {v.vcpu_id} share logical "
                                   f"{_slot_name(this_mode, row, bit)}")
@@ -174,14 +179,8 @@ def build_map(vm: VmState, policy: KernelPolicy) -> ApicMap:
             if current is None:
                 continue
             if x2:
-                # The LDR's cluster indexes phys_map: a derived LDR writes the vCPU's own slot
-                # again, a planted one (KVM_SET_LAPIC before 6.11) another vCPU's slot.
-                offset = (ldr >> 16) * 16
-                if offset <= max_id:
-                    width = min(max_id - offset + 1, 16)
-                    x2_mask = ldr & 0xFFFF & ((1 << width) - 1)
-                    if x2_mask:
-                        phys[offset + (x2_mask & -x2_mask).bit_length() - 1] = index
+                if policy.x2apic_logical_in_phys_map:
+                    _place_x2apic_logical(phys, max_id, ldr, index)
                 continue
             row, mask = _logical_slot(current, (ldr >> 24) & 0xFF)
             if mask:
@@ -199,6 +198,20 @@ def build_map(vm: VmState, policy: KernelPolicy) -> ApicMap:
     if id_modified:
         inhibits.add(INHIBIT_APIC_ID_MODIFIED)
     return ApicMap(max_id, phys, mode, clusters, None, logical_reason, frozenset(inhibits), legacy_bits)
+
+
+def _place_x2apic_logical(phys: list[int | None], max_id: int, ldr: int, index: int) -> None:
+    """Up to 6.2 the x2APIC logical part of the map is phys_map itself: the LDR's cluster and
+    lowest member bit index it. A derived LDR writes the vCPU's own slot again; a planted one
+    (KVM_SET_LAPIC before 6.11) another vCPU's slot. 76e527509d37 "KVM: x86: Skip redundant
+    x2APIC logical mode optimized cluster setup" (6.3) stopped the write."""
+    offset = (ldr >> 16) * 16
+    if offset > max_id:
+        return
+    width = min(max_id - offset + 1, 16)
+    mask = ldr & 0xFFFF & ((1 << width) - 1)
+    if mask:
+        phys[offset + (mask & -mask).bit_length() - 1] = index
 
 
 def _null_map(max_id: int, policy: KernelPolicy, reason: str, id_modified: bool) -> ApicMap:

@@ -55,13 +55,15 @@ class MdaRule(enum.Enum):
 
 
 class LogicalMapRule(enum.Enum):
-    """How the logical map is built."""
+    """How the logical map's mode is tracked (the multi-bit, alias and x2APIC placement rules
+    are fields of their own: ``logical_map_multi_bit_disables``, ``logical_map_alias_disables``,
+    ``x2apic_logical_in_phys_map``)."""
 
-    # Pre-6.3: modes OR-ed into a bitmask; last writer wins; multi-bit IDs by lowest bit;
-    # x2APIC logical placement writes phys_map[(LDR >> 16) * 16 + bit].
+    # Pre-6.3: modes OR-ed into a bitmask; a mixed or empty bitmask makes lookups fail.
     LEGACY_BITMASK = "bitmask, last wins"
-    # 6.3+ (35366901017c, 2bf934aadcac, 2970052481b9, 76e527509d37): logical_mode enum; mixed
-    # modes, multi-bit IDs and duplicate bits disable it; no sw-enabled LDR -> SW_DISABLED drops.
+    # 6.3+ (35366901017c "KVM: x86: Explicitly track all possibilities for APIC map's logical
+    # modes"): logical_mode enum; mixed modes disable the map; no sw-enabled APIC with an LDR ->
+    # SW_DISABLED, which drops logical interrupts; sw-disabled APICs are never placed.
     STRICT = "logical_mode enum"
 
 
@@ -134,6 +136,9 @@ class KernelPolicy:
     phys_map: PhysMapRule  # apic_map.build_map; match (hotplug hack)
     mda: MdaRule  # resolve -> match
     logical_map: LogicalMapRule  # apic_map.build_map, resolve
+    logical_map_multi_bit_disables: bool  # apic_map.build_map (with the STRICT logical map)
+    logical_map_alias_disables: bool  # apic_map.build_map (with the STRICT logical map)
+    x2apic_logical_in_phys_map: bool  # apic_map.build_map
     logical_map_skips_sw_disabled: bool  # apic_map.build_map
     fast_path_no_target_result: int  # resolve._finish_fast
     smi_check: SmiCheck  # accept
@@ -187,13 +192,13 @@ C_LOGICAL_MODES = Commit(hash="35366901017c",
                          fields=("logical_map",))
 C_LOGICAL_X2APIC = Commit(hash="76e527509d37",
                           subject="KVM: x86: Skip redundant x2APIC logical mode optimized cluster setup",
-                          fields=("logical_map",))
+                          fields=("x2apic_logical_in_phys_map",))
 C_LOGICAL_MULTI = Commit(hash="2bf934aadcac",
                          subject="KVM: x86: Disable APIC logical map if logical ID covers multiple MDAs",
-                         fields=("logical_map",))
+                         fields=("logical_map_multi_bit_disables",))
 C_LOGICAL_ALIASED = Commit(hash="2970052481b9",
                            subject="KVM: x86: Disable APIC logical map if vCPUs are aliased in logical mode",
-                           fields=("logical_map",))
+                           fields=("logical_map_alias_disables",))
 C_INHIBIT_ALIASED = Commit(hash="5063c41bebac",
                            subject="KVM: x86: Inhibit APICv/AVIC if the optimized physical map is disabled",
                            fields=("inhibits_aliasing",))
@@ -233,6 +238,9 @@ K4_9 = KernelPolicy(
     phys_map=PhysMapRule.LAST_WINS,
     mda=MdaRule.SOURCE_MODE_SHIFTED,
     logical_map=LogicalMapRule.LEGACY_BITMASK,
+    logical_map_multi_bit_disables=False,
+    logical_map_alias_disables=False,
+    x2apic_logical_in_phys_map=True,
     logical_map_skips_sw_disabled=False,
     fast_path_no_target_result=-1,
     smi_check=SmiCheck.ALWAYS_ACCEPTED,
@@ -252,6 +260,9 @@ K4_11 = KernelPolicy(
     phys_map=PhysMapRule.FIRST_WINS_HOTPLUG,
     mda=MdaRule.DEST_ID,
     logical_map=LogicalMapRule.LEGACY_BITMASK,
+    logical_map_multi_bit_disables=False,
+    logical_map_alias_disables=False,
+    x2apic_logical_in_phys_map=True,
     logical_map_skips_sw_disabled=False,
     fast_path_no_target_result=-1,
     smi_check=SmiCheck.ALWAYS_ACCEPTED,
@@ -269,6 +280,9 @@ K4_20 = KernelPolicy(
     phys_map=PhysMapRule.FIRST_WINS_HOTPLUG,
     mda=MdaRule.DEST_ID,
     logical_map=LogicalMapRule.LEGACY_BITMASK,
+    logical_map_multi_bit_disables=False,
+    logical_map_alias_disables=False,
+    x2apic_logical_in_phys_map=True,
     logical_map_skips_sw_disabled=False,
     fast_path_no_target_result=0,
     smi_check=SmiCheck.ALWAYS_ACCEPTED,
@@ -285,6 +299,9 @@ K5_3 = KernelPolicy(
     phys_map=PhysMapRule.FIRST_WINS_HOTPLUG,
     mda=MdaRule.DEST_ID,
     logical_map=LogicalMapRule.LEGACY_BITMASK,
+    logical_map_multi_bit_disables=False,
+    logical_map_alias_disables=False,
+    x2apic_logical_in_phys_map=True,
     logical_map_skips_sw_disabled=True,
     fast_path_no_target_result=0,
     smi_check=SmiCheck.ALWAYS_ACCEPTED,
@@ -301,6 +318,9 @@ K5_19 = KernelPolicy(
     phys_map=PhysMapRule.FIRST_WINS_HOTPLUG,
     mda=MdaRule.DEST_ID,
     logical_map=LogicalMapRule.LEGACY_BITMASK,
+    logical_map_multi_bit_disables=False,
+    logical_map_alias_disables=False,
+    x2apic_logical_in_phys_map=True,
     logical_map_skips_sw_disabled=True,
     fast_path_no_target_result=0,
     smi_check=SmiCheck.ALWAYS_ACCEPTED,
@@ -317,6 +337,9 @@ K6_2 = KernelPolicy(
     phys_map=PhysMapRule.FIRST_WINS_HOTPLUG,
     mda=MdaRule.DEST_ID,
     logical_map=LogicalMapRule.LEGACY_BITMASK,
+    logical_map_multi_bit_disables=False,
+    logical_map_alias_disables=False,
+    x2apic_logical_in_phys_map=True,
     logical_map_skips_sw_disabled=True,
     fast_path_no_target_result=0,
     smi_check=SmiCheck.KVM_BUILT_WITH_SMM,
@@ -336,6 +359,9 @@ K6_3 = KernelPolicy(
     phys_map=PhysMapRule.ARCHITECTURAL_UNLESS_32BIT_IDS,
     mda=MdaRule.DEST_ID,
     logical_map=LogicalMapRule.STRICT,
+    logical_map_multi_bit_disables=True,
+    logical_map_alias_disables=True,
+    x2apic_logical_in_phys_map=False,
     logical_map_skips_sw_disabled=True,
     fast_path_no_target_result=0,
     smi_check=SmiCheck.KVM_BUILT_WITH_SMM,
@@ -352,6 +378,9 @@ K6_4 = KernelPolicy(
     phys_map=PhysMapRule.ARCHITECTURAL_UNLESS_32BIT_IDS,
     mda=MdaRule.DEST_ID,
     logical_map=LogicalMapRule.STRICT,
+    logical_map_multi_bit_disables=True,
+    logical_map_alias_disables=True,
+    x2apic_logical_in_phys_map=False,
     logical_map_skips_sw_disabled=True,
     fast_path_no_target_result=0,
     smi_check=SmiCheck.KVM_BUILT_WITH_SMM,
@@ -368,6 +397,9 @@ K6_6 = KernelPolicy(
     phys_map=PhysMapRule.ARCHITECTURAL_UNLESS_32BIT_IDS,
     mda=MdaRule.DEST_ID,
     logical_map=LogicalMapRule.STRICT,
+    logical_map_multi_bit_disables=True,
+    logical_map_alias_disables=True,
+    x2apic_logical_in_phys_map=False,
     logical_map_skips_sw_disabled=True,
     fast_path_no_target_result=0,
     smi_check=SmiCheck.KVM_BUILT_WITH_SMM,
@@ -384,6 +416,9 @@ K6_11 = KernelPolicy(
     phys_map=PhysMapRule.ARCHITECTURAL_UNLESS_32BIT_IDS,
     mda=MdaRule.DEST_ID,
     logical_map=LogicalMapRule.STRICT,
+    logical_map_multi_bit_disables=True,
+    logical_map_alias_disables=True,
+    x2apic_logical_in_phys_map=False,
     logical_map_skips_sw_disabled=True,
     fast_path_no_target_result=0,
     smi_check=SmiCheck.KVM_BUILT_WITH_SMM,
@@ -401,6 +436,9 @@ K6_12 = KernelPolicy(
     phys_map=PhysMapRule.ARCHITECTURAL_UNLESS_32BIT_IDS,
     mda=MdaRule.DEST_ID,
     logical_map=LogicalMapRule.STRICT,
+    logical_map_multi_bit_disables=True,
+    logical_map_alias_disables=True,
+    x2apic_logical_in_phys_map=False,
     logical_map_skips_sw_disabled=True,
     fast_path_no_target_result=0,
     smi_check=SmiCheck.KVM_BUILT_WITH_SMM,
@@ -418,6 +456,9 @@ K6_16 = KernelPolicy(
     phys_map=PhysMapRule.ARCHITECTURAL_UNLESS_32BIT_IDS,
     mda=MdaRule.DEST_ID,
     logical_map=LogicalMapRule.STRICT,
+    logical_map_multi_bit_disables=True,
+    logical_map_alias_disables=True,
+    x2apic_logical_in_phys_map=False,
     logical_map_skips_sw_disabled=True,
     fast_path_no_target_result=0,
     smi_check=SmiCheck.VM_SUPPORTS_SMM,
@@ -525,6 +566,9 @@ def blend(base: KernelPolicy, donors: Mapping[str, KernelPolicy], *, key: str,
         phys_map=take("phys_map", base.phys_map),
         mda=take("mda", base.mda),
         logical_map=take("logical_map", base.logical_map),
+        logical_map_multi_bit_disables=take("logical_map_multi_bit_disables", base.logical_map_multi_bit_disables),
+        logical_map_alias_disables=take("logical_map_alias_disables", base.logical_map_alias_disables),
+        x2apic_logical_in_phys_map=take("x2apic_logical_in_phys_map", base.x2apic_logical_in_phys_map),
         logical_map_skips_sw_disabled=take("logical_map_skips_sw_disabled", base.logical_map_skips_sw_disabled),
         fast_path_no_target_result=take("fast_path_no_target_result", base.fast_path_no_target_result),
         smi_check=take("smi_check", base.smi_check),
