@@ -113,3 +113,32 @@ def test_sequence_all_kernels_names_052c3b99cbc8() -> None:
     ranges = json.loads(proc.stdout)["ranges"]
     assert [(r["releases"], r["returns"]) for r in ranges] == [("4.9–6.2", [1]), ("6.3–mainline", [0])]
     assert [c["hash"] for c in ranges[1]["changed_by"]["commits"]] == ["052c3b99cbc8"]
+
+
+def test_history_stable_lists_match_the_backport_table() -> None:
+    """An expectation's ``stable`` releases are the backports of the bug's commit, no more, no less."""
+    import tomllib
+
+    from apicmap.model.policy import BACKPORTS
+
+    for path in HISTORY:
+        document = tomllib.loads(path.read_text())
+        commit = document["history"]["commit"]
+        wanted = sorted(".".join(map(str, b.first)) for b in BACKPORTS
+                        if commit and b.commit.hash == commit and b.first is not None)
+        for interrupt in document.get("interrupt", []):
+            for entry in interrupt.get("expect_kernels", []):
+                if entry["from"] == document["history"]["fixed_in"]:
+                    assert sorted(entry.get("stable", [])) == wanted, path.name
+
+
+@pytest.mark.parametrize(("name", "kernel"), [
+    ("14-self-ipi-reserved-bits.toml", "6.1.170"), ("15-x2apic-msr-upper-half.toml", "6.1.170"),
+    ("22-icr-reserved-bits.toml", "6.1.170"), ("22-icr-reserved-bits.toml", "6.11.11"),
+    ("21-x2apic-id-readonly.toml", "6.6.78"), ("21-x2apic-id-readonly.toml", "6.6.77"),
+    ("06-sw-disabled-logical.toml", "4.19.70"), ("06-sw-disabled-logical.toml", "4.19.69"),
+])
+def test_history_expectations_hold_on_stable_releases(name: str, kernel: str) -> None:
+    scenario = load_scenario(ROOT / "corpus" / "history" / name)
+    for result in run_scenario(scenario, "model", kernel):
+        assert result.check is Check.PASS, (kernel, result.check_detail)

@@ -93,6 +93,7 @@ PROBES: dict[str, tuple[str, str, Callable[[KernelPolicy], Hashable]]] = {
     "smi_check": ("K6.12", "K6.16", _smi(VmState((Vcpu(0),), smm=False))),
     "icr_reserved_bits_fault": ("K6.11", "K6.12", _scenario("22-icr-reserved-bits.toml")),
     "self_ipi_reserved_bits_fault": ("K6.2", "K6.3", _scenario("14-self-ipi-reserved-bits.toml")),
+    "x2apic_msr_upper_half_fault": ("K6.2", "K6.3", _scenario("15-x2apic-msr-upper-half.toml")),
     "inhibits_aliasing": ("K6.3", "K6.2", _inhibits(ALIASED)),
     "apic_id_modified_inhibit": ("K6.3", "K6.2", _inhibits(VmState((Vcpu(0), Vcpu(256))))),
     "x2apic_set_lapic": ("K6.6", "K6.11", _scenario("21-x2apic-id-readonly.toml")),

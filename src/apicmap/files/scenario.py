@@ -40,6 +40,12 @@ class KernelExpectation:
     since: tuple[int, int, int]
     expect: tuple[int, ...] | None
     expect_return: int | None
+    # Stable releases of older series that carry the change (backports): the entry holds from
+    # each of them on, within its series.
+    stable: tuple[tuple[int, int, int], ...] = ()
+
+    def applies_to(self, release: tuple[int, int, int]) -> bool:
+        return self.since <= release or any(s[:2] == release[:2] and s <= release for s in self.stable)
 VIA_NAMES = ("msi", "ipi", "self-ipi", "ioapic")
 
 
@@ -57,7 +63,7 @@ class InterruptCase:
         """The ``expect_kernels`` entry that covers ``release`` (None: none, or no such key)."""
         found = None
         for entry in self.expect_kernels:
-            if entry.since <= release:
+            if entry.applies_to(release):
                 found = entry
         return found
 
@@ -245,14 +251,18 @@ def _expect_kernels(table: Mapping[str, Any], place: str, vm: VmState) -> tuple[
     for i, item in enumerate(raw):
         at = f"{where}[{i}]"
         entry = _table(item, at)
-        _only(entry, ("from", "expect", "expect_return"), at)
+        _only(entry, ("from", "stable", "expect", "expect_return"), at)
         since = parse_release(_str(entry.get("from"), f"{at} from", 'a release like "6.3"'), f"{at} from")
         if entries and since <= entries[-1].since:
             raise InputError(f"{at} from", "entries must be in increasing release order")
+        stable = entry.get("stable", [])
+        if not isinstance(stable, list):
+            raise InputError(f"{at} stable", f"bad value {stable!r}", 'a list of stable releases, e.g. ["6.1.170"]')
         entries.append(KernelExpectation(
             since=since, expect=_vcpu_list(entry.get("expect"), f"{at} expect", vm),
             expect_return=(None if "expect_return" not in entry
-                           else _int(entry["expect_return"], f"{at} expect_return", -1, MAX_VCPUS))))
+                           else _int(entry["expect_return"], f"{at} expect_return", -1, MAX_VCPUS)),
+            stable=tuple(parse_release(_str(r, f"{at} stable", "a release"), f"{at} stable") for r in stable)))
     return tuple(entries)
 
 

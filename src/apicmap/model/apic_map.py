@@ -151,7 +151,7 @@ def build_map(vm: VmState, policy: KernelPolicy) -> ApicMap:
                 logical_reason = f"vCPU {v.vcpu_id} is {this_mode.value}, others are not"
                 continue
             if x2:
-                # x2APIC logical lookups reuse phys_map (§2.3, 76e527509d37)
+                # x2APIC logical lookups reuse phys_map (kvm_apic_map_get_logical_dest)
                 if policy.x2apic_logical_in_phys_map:
                     _place_x2apic_logical(phys, max_id, ldr, index)
                 continue

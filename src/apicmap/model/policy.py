@@ -143,7 +143,8 @@ class KernelPolicy:
     fast_path_no_target_result: int  # resolve._finish_fast
     smi_check: SmiCheck  # accept
     icr_reserved_bits_fault: bool  # decode rules
-    self_ipi_reserved_bits_fault: bool  # decode rules
+    self_ipi_reserved_bits_fault: bool  # decode rules (SELF_IPI bits 31:8)
+    x2apic_msr_upper_half_fault: bool  # decode rules (SELF_IPI bits 63:32)
     inhibits_aliasing: bool  # apic_map.build_map
     apic_id_modified_inhibit: IdModifiedInhibit  # apic_map.build_map, lifecycle (sticky)
     x2apic_set_lapic: X2apicSetLapic  # set_lapic.kvm_view, lifecycle.set_lapic
@@ -212,7 +213,7 @@ C_SELF_IPI = Commit(hash="ba5838abb053", subject="KVM: x86: Inject #GP if WRMSR 
                     fields=("self_ipi_reserved_bits_fault",))
 C_X2APIC_UPPER_HALF = Commit(hash="ab52be1b310b",
                              subject="KVM: x86: Inject #GP on x2APIC WRMSR that sets reserved bits 63:32",
-                             fields=("self_ipi_reserved_bits_fault",))
+                             fields=("x2apic_msr_upper_half_fault",))
 C_X2_TO_XAPIC = Commit(hash="052c3b99cbc8",
                        subject="KVM: x86: Reinitialize xAPIC ID when userspace forces x2APIC => xAPIC",
                        fields=("x2apic_disable_resets_id",))
@@ -246,6 +247,7 @@ K4_9 = KernelPolicy(
     smi_check=SmiCheck.ALWAYS_ACCEPTED,
     icr_reserved_bits_fault=False,
     self_ipi_reserved_bits_fault=False,
+    x2apic_msr_upper_half_fault=False,
     inhibits_aliasing=False,
     apic_id_modified_inhibit=IdModifiedInhibit.NONE,
     x2apic_set_lapic=X2apicSetLapic.PLANTED_ID_RAW_LDR,
@@ -268,6 +270,7 @@ K4_11 = KernelPolicy(
     smi_check=SmiCheck.ALWAYS_ACCEPTED,
     icr_reserved_bits_fault=False,
     self_ipi_reserved_bits_fault=False,
+    x2apic_msr_upper_half_fault=False,
     inhibits_aliasing=False,
     apic_id_modified_inhibit=IdModifiedInhibit.NONE,
     x2apic_set_lapic=X2apicSetLapic.PLANTED_ID_RAW_LDR,
@@ -288,6 +291,7 @@ K4_20 = KernelPolicy(
     smi_check=SmiCheck.ALWAYS_ACCEPTED,
     icr_reserved_bits_fault=False,
     self_ipi_reserved_bits_fault=False,
+    x2apic_msr_upper_half_fault=False,
     inhibits_aliasing=False,
     apic_id_modified_inhibit=IdModifiedInhibit.NONE,
     x2apic_set_lapic=X2apicSetLapic.PLANTED_ID_DERIVED_LDR,
@@ -307,6 +311,7 @@ K5_3 = KernelPolicy(
     smi_check=SmiCheck.ALWAYS_ACCEPTED,
     icr_reserved_bits_fault=False,
     self_ipi_reserved_bits_fault=False,
+    x2apic_msr_upper_half_fault=False,
     inhibits_aliasing=False,
     apic_id_modified_inhibit=IdModifiedInhibit.NONE,
     x2apic_set_lapic=X2apicSetLapic.PLANTED_ID_DERIVED_LDR,
@@ -326,6 +331,7 @@ K5_19 = KernelPolicy(
     smi_check=SmiCheck.ALWAYS_ACCEPTED,
     icr_reserved_bits_fault=False,
     self_ipi_reserved_bits_fault=False,
+    x2apic_msr_upper_half_fault=False,
     inhibits_aliasing=False,
     apic_id_modified_inhibit=IdModifiedInhibit.STICKY_UNTRUNCATED,
     x2apic_set_lapic=X2apicSetLapic.PLANTED_ID_DERIVED_LDR,
@@ -345,6 +351,7 @@ K6_2 = KernelPolicy(
     smi_check=SmiCheck.KVM_BUILT_WITH_SMM,
     icr_reserved_bits_fault=False,
     self_ipi_reserved_bits_fault=False,
+    x2apic_msr_upper_half_fault=False,
     inhibits_aliasing=False,
     apic_id_modified_inhibit=IdModifiedInhibit.STICKY_UNTRUNCATED,
     x2apic_set_lapic=X2apicSetLapic.PLANTED_ID_DERIVED_LDR,
@@ -367,6 +374,7 @@ K6_3 = KernelPolicy(
     smi_check=SmiCheck.KVM_BUILT_WITH_SMM,
     icr_reserved_bits_fault=False,
     self_ipi_reserved_bits_fault=True,
+    x2apic_msr_upper_half_fault=True,
     inhibits_aliasing=True,
     apic_id_modified_inhibit=IdModifiedInhibit.RECOMPUTED_U8,
     x2apic_set_lapic=X2apicSetLapic.PLANTED_ID_DERIVED_LDR,
@@ -386,6 +394,7 @@ K6_4 = KernelPolicy(
     smi_check=SmiCheck.KVM_BUILT_WITH_SMM,
     icr_reserved_bits_fault=False,
     self_ipi_reserved_bits_fault=True,
+    x2apic_msr_upper_half_fault=True,
     inhibits_aliasing=True,
     apic_id_modified_inhibit=IdModifiedInhibit.RECOMPUTED_U8,
     x2apic_set_lapic=X2apicSetLapic.PLANTED_ID_DERIVED_LDR,
@@ -405,6 +414,7 @@ K6_6 = KernelPolicy(
     smi_check=SmiCheck.KVM_BUILT_WITH_SMM,
     icr_reserved_bits_fault=False,
     self_ipi_reserved_bits_fault=True,
+    x2apic_msr_upper_half_fault=True,
     inhibits_aliasing=True,
     apic_id_modified_inhibit=IdModifiedInhibit.RECOMPUTED_U8,
     x2apic_set_lapic=X2apicSetLapic.PLANTED_ID_DERIVED_LDR,
@@ -424,6 +434,7 @@ K6_11 = KernelPolicy(
     smi_check=SmiCheck.KVM_BUILT_WITH_SMM,
     icr_reserved_bits_fault=False,
     self_ipi_reserved_bits_fault=True,
+    x2apic_msr_upper_half_fault=True,
     inhibits_aliasing=True,
     apic_id_modified_inhibit=IdModifiedInhibit.RECOMPUTED_U8,
     x2apic_set_lapic=X2apicSetLapic.READONLY,
@@ -444,6 +455,7 @@ K6_12 = KernelPolicy(
     smi_check=SmiCheck.KVM_BUILT_WITH_SMM,
     icr_reserved_bits_fault=True,
     self_ipi_reserved_bits_fault=True,
+    x2apic_msr_upper_half_fault=True,
     inhibits_aliasing=True,
     apic_id_modified_inhibit=IdModifiedInhibit.RECOMPUTED_U8,
     x2apic_set_lapic=X2apicSetLapic.READONLY,
@@ -464,6 +476,7 @@ K6_16 = KernelPolicy(
     smi_check=SmiCheck.VM_SUPPORTS_SMM,
     icr_reserved_bits_fault=True,
     self_ipi_reserved_bits_fault=True,
+    x2apic_msr_upper_half_fault=True,
     inhibits_aliasing=True,
     apic_id_modified_inhibit=IdModifiedInhibit.RECOMPUTED_U8,
     x2apic_set_lapic=X2apicSetLapic.READONLY,
@@ -492,7 +505,8 @@ BACKPORTS: tuple[Backport, ...] = (
     Backport(commit=C_ICR_RESERVED, series=(6, 1), first=(6, 1, 170), exact=False,
              evidence="measured on Debian's 6.1.170; the first 6.1.y release carrying it was not identified"),
     Backport(commit=C_SELF_IPI, series=(6, 1), first=(6, 1, 170), exact=False,
-             evidence="measured on Debian's 6.1.170 (ba5838abb053 only; the first 6.1.y release was not identified)"),
+             evidence="measured on Debian's 6.1.170; the first 6.1.y release was not identified (whether "
+                      "ab52be1b310b was backported too is not known: not applied)"),
 )
 
 # Debian ABI names do not carry the upstream version; the ones seen on this project's machines.
@@ -574,6 +588,7 @@ def blend(base: KernelPolicy, donors: Mapping[str, KernelPolicy], *, key: str,
         smi_check=take("smi_check", base.smi_check),
         icr_reserved_bits_fault=take("icr_reserved_bits_fault", base.icr_reserved_bits_fault),
         self_ipi_reserved_bits_fault=take("self_ipi_reserved_bits_fault", base.self_ipi_reserved_bits_fault),
+        x2apic_msr_upper_half_fault=take("x2apic_msr_upper_half_fault", base.x2apic_msr_upper_half_fault),
         inhibits_aliasing=take("inhibits_aliasing", base.inhibits_aliasing),
         apic_id_modified_inhibit=take("apic_id_modified_inhibit", base.apic_id_modified_inhibit),
         x2apic_set_lapic=take("x2apic_set_lapic", base.x2apic_set_lapic),
