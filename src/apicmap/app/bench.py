@@ -219,6 +219,18 @@ def fuzz_figures(quick: bool) -> list[Figure]:
     return figures
 
 
+def history_figure() -> Figure:
+    """Historical KVM bugs whose change the model shows at exactly the release of their fix."""
+    from apicmap.app.releases import rediscover, rediscovery_summary
+
+    results = rediscover()
+    found = sum(r.ok for r in results)
+    missed = ", ".join(f"#{r.bug.number}" for r in results if not r.ok)
+    return Figure("historical changes rediscovered at the right release", found, f"of {len(results)}",
+                  f"{len(results)}", found == len(results),
+                  note=rediscovery_summary() + (f"; not: {missed}" if missed else ""))
+
+
 def time_to_find_aliasing(kernel: str, budget: float, seed: int = 0) -> float | None:
     """Seconds until a campaign against the kernel reports the aliasing receivers difference."""
     from apicmap.fuzz.campaign import Campaign
@@ -236,6 +248,7 @@ def time_to_find_aliasing(kernel: str, budget: float, seed: int = 0) -> float | 
 def run_bench(quick: bool) -> dict[str, object]:
     started = time.perf_counter()
     figures, unicast = model_figures(quick)
+    figures.append(history_figure())
     figures += kernel_figures(quick, unicast)
     return {
         "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "kernel": os.uname().release,

@@ -56,14 +56,13 @@ class CheckReport:
 def check_scenario(scenario: Scenario, kernel: str | None = None) -> CheckReport:
     """Run all three engines. The model follows this machine's kernel release when it runs kvm,
     so that the comparison is like for like."""
-    import os
-
     from apicmap.kvm.host import kvm_available
+    from apicmap.model.policy import host_release
 
     available, why = kvm_available()
     # The model follows --kernel, else the release the scenario pins (a fuzz reproducer for 6.2
     # re-runs as a divergence), else this host's release.
-    model_kernel = kernel or scenario.kernel or (os.uname().release if available else None)
+    model_kernel = kernel or scenario.kernel or (host_release() if available else None)
     arch = run_scenario(scenario, "arch", explain=True)
     model = run_scenario(scenario, "model", model_kernel, explain=True)
     kvm: list[CaseResult] | None = run_scenario(scenario, "kvm", explain=True) if available else None

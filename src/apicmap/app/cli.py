@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=ENGINE_NAMES, default="model")
     run.add_argument("--kernel", help=f"KVM release the model follows (variants: {kernels}); default newest")
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument("--all-kernels", action="store_true",
+                     help="every modelled KVM release range, collapsed where equal, changes with their commits")
 
     explain = sub.add_parser("explain", help="each interrupt x each engine, with receivers and reasons")
     explain.add_argument("file")
@@ -42,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--engines", default="arch,model,kvm",
                          help="comma-separated engines (kvm is skipped with a note if unavailable)")
     explain.add_argument("--json", action="store_true")
+    explain.add_argument("--all-kernels", action="store_true", help="the model on every release range, with reasons")
 
     amap = sub.add_parser("map", help="KVM's optimized map for the scenario's VM")
     amap.add_argument("file")
@@ -120,6 +123,10 @@ def _return_cell(outcome: Outcome | None) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.all_kernels:
+        from apicmap.app.releases import run_all_kernels
+
+        return run_all_kernels(args.file, explain=False, as_json=args.json)
     scenario = load_scenario(args.file)
     explain = bool(args.json)
     results = run_scenario(scenario, args.engine, args.kernel, explain=explain)
@@ -171,6 +178,10 @@ def _explain_runs(scenario: Scenario, engines: list[str], kernel: str | None
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
+    if args.all_kernels:
+        from apicmap.app.releases import run_all_kernels
+
+        return run_all_kernels(args.file, explain=True, as_json=args.json)
     scenario = load_scenario(args.file)
     runs, skipped = _explain_runs(scenario, _engines_for_explain(args.engines), args.kernel)
     if args.json:
@@ -203,12 +214,13 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 def _cmd_map(args: argparse.Namespace) -> int:
     from apicmap.model.apic_map import build_map
+    from apicmap.model.set_lapic import kvm_view
 
     scenario = load_scenario(args.file)
     policies = list(VARIANTS) if args.all_kernels else [scenario_policy(scenario, args.kernel)]
     reports = []
     for policy in policies:
-        amap = build_map(scenario.vm, policy)
+        amap = build_map(kvm_view(scenario.vm, policy), policy)
         reports.append({
             "variant": policy.key, "releases": policy.releases,
             "map": "NULL" if amap.is_null else "present",

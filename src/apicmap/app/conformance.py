@@ -12,6 +12,7 @@ from apicmap.app.check import check_scenario
 from apicmap.app.runner import CaseResult, Check
 from apicmap.errors import ApicmapError
 from apicmap.files.scenario import load_scenario
+from apicmap.files.sequence import is_sequence_file, run_sequence_check
 
 DEFAULT_DIRS = ("corpus", "examples", "catalogue")
 
@@ -59,7 +60,7 @@ def collect(paths: list[str]) -> list[Path]:
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            files += sorted(path.glob("*.toml"))
+            files += sorted(path.rglob("*.toml"))
         elif path.is_file():
             files.append(path)
     return files
@@ -70,11 +71,14 @@ def run_conformance(paths: list[str]) -> list[CaseReport]:
     release are reported n/a by the runner rather than checked. Each interrupt gives one report
     per engine: where the kernel is unusable, only its half is skipped; the arch and model halves
     pass or fail on their own. A file that cannot be loaded is that file's failure; the run goes on."""
-    import os
+    from apicmap.model.policy import host_release as read_host_release
 
-    host_release = os.uname().release
+    host_release = read_host_release()
     reports: list[CaseReport] = []
     for path in collect(paths):
+        if is_sequence_file(path):
+            reports += _sequence_reports(path)
+            continue
         try:
             report = check_scenario(load_scenario(path), kernel=host_release)
         except ApicmapError as err:
@@ -94,6 +98,28 @@ def run_conformance(paths: list[str]) -> list[CaseReport]:
                 differs.append(f"model {list(row.model.outcome.receivers)} r={row.model.outcome.result} != "
                                f"kvm {list(row.kvm.outcome.receivers)} r={row.kvm.outcome.result}")
             reports.append(_half(str(path), name, "kvm", row.kvm, differs))
+    return reports
+
+
+def _sequence_reports(path: Path) -> list[CaseReport]:
+    """A sequence file: model (tracking KVM's recalculation points) vs kernel, per KVM_SIGNAL_MSI."""
+    try:
+        rows, _ = run_sequence_check(path)
+    except ApicmapError as err:
+        return [CaseReport(str(path), "(load)", False, None, str(err), "load")]
+    reports = []
+    for row in rows:
+        name = f"step {row['step']}"
+        problems = []
+        if row["expect_return"] is not None and row["model"] != row["expect_return"]:
+            problems.append(f"model r={row['model']}, expected {row['expect_return']}")
+        reports.append(CaseReport(str(path), name, not problems, None, "; ".join(problems), "model"))
+        if row["kvm"] is None:
+            reports.append(CaseReport(str(path), name, True, "kvm unavailable", "", "kvm"))
+        else:
+            ok = row["model"] == row["kvm"]
+            reports.append(CaseReport(str(path), name, ok, None,
+                                      "" if ok else f"model r={row['model']} != kvm r={row['kvm']}", "kvm"))
     return reports
 
 

@@ -11,7 +11,7 @@ from apicmap.engines import make_engine
 from apicmap.errors import NotExpressible
 from apicmap.explain import outcome_json
 from apicmap.files.scenario import InterruptCase, Scenario
-from apicmap.model.policy import KernelPolicy, policy_for_release
+from apicmap.model.policy import NEWEST, KernelPolicy, Release, host_release, parse_release, policy_for_release
 
 ARCH_UNCHECKED = "not checked: no expect_arch (expect describes KVM, not the architecture)"
 
@@ -65,22 +65,33 @@ def expectation_applies(name: str, scenario: Scenario, kernel: str | None) -> st
     """
     if name != "kvm":
         if name == "model" and kernel is not None and \
-                policy_for_release(kernel) is not policy_for_release(scenario.kernel):
+                policy_for_release(kernel).key != policy_for_release(scenario.kernel).key:
             return f"expectations are for KVM {scenario.kernel or 'newest'}, the model runs {kernel}"
         return None
-    import os
-
-    host = policy_for_release(os.uname().release)
+    host = policy_for_release(host_release())
     wanted = scenario_policy(scenario, None)
-    if host is not wanted:
+    if host.key != wanted.key:
         return f"expectations are for KVM {scenario.kernel} ({wanted.key}); this host is {host.key}"
     return None
+
+
+def run_release(engine_name: str, scenario: Scenario, kernel: str | None) -> Release | None:
+    """The release an engine run stands for (``expect_kernels`` are checked against it)."""
+    if engine_name == "kvm":
+        return parse_release(host_release())
+    if engine_name != "model":
+        return None
+    text = kernel if kernel is not None else scenario.kernel
+    if text is None or text.strip().lower() in ("latest", "newest", "mainline"):
+        return (NEWEST.first[0], NEWEST.first[1], 0) if NEWEST.last is not None else (99, 0, 0)
+    return parse_release(text)
 
 
 def run_scenario(scenario: Scenario, engine_name: str, kernel: str | None = None, *,
                  explain: bool = False, engine: Engine | None = None) -> list[CaseResult]:
     engine = engine or build_engine(engine_name, scenario, kernel)
     skip_reason = expectation_applies(engine_name, scenario, kernel)
+    release = run_release(engine_name, scenario, kernel)
     prepared = engine.prepare(scenario.vm)
     results: list[CaseResult] = []
     try:
@@ -91,10 +102,30 @@ def run_scenario(scenario: Scenario, engine_name: str, kernel: str | None = None
                 results.append(CaseResult(case, engine_name, None, str(err), Check.NOT_APPLICABLE,
                                           "not expressible on this engine"))
                 continue
+            if case.expect_kernels and release is not None:
+                results.append(_checked_at(case, engine_name, outcome, release))
+                continue
             results.append(_checked(case, engine_name, outcome, skip_reason))
     finally:
         prepared.close()
     return results
+
+
+def _checked_at(case: InterruptCase, engine: str, outcome: Outcome, release: Release) -> CaseResult:
+    """Check an ``expect_kernels`` case: the entry covering the release the engine stands for."""
+    entry = case.expectation_at(release)
+    if entry is None:
+        return CaseResult(case, engine, outcome, None, Check.NOT_APPLICABLE,
+                          "no expect_kernels entry covers {}.{}.{}".format(*release))
+    problems: list[str] = []
+    if entry.expect is not None and entry.expect != outcome.receivers:
+        problems.append(f"expected receivers {list(entry.expect)}, got {list(outcome.receivers)}")
+    if entry.expect_return is not None and outcome.result != entry.expect_return:
+        problems.append(f"expected return {entry.expect_return}, got {outcome.result}")
+    since = "{}.{}.{}".format(*entry.since)
+    if problems:
+        return CaseResult(case, engine, outcome, None, Check.FAIL, f"(from {since}) " + "; ".join(problems))
+    return CaseResult(case, engine, outcome, None, Check.PASS, f"from {since}")
 
 
 def _checked(case: InterruptCase, engine: str, outcome: Outcome, skip_reason: str | None) -> CaseResult:
