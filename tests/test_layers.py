@@ -80,10 +80,8 @@ def test_units_form_no_cycle() -> None:
             edges.setdefault(a, set()).add(b)
 
     def reaches(start: str, goal: str, seen: set[str]) -> bool:
-        for nxt in edges.get(start, ()):
-            if nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})):
-                return True
-        return False
+        return any(nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt}))
+                   for nxt in edges.get(start, ()))
 
     cycles = [f"{a} <-> {b}" for a, targets in edges.items() for b in targets if reaches(b, a, {b})]
     assert not cycles, cycles

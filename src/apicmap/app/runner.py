@@ -12,7 +12,6 @@ from apicmap.errors import NotExpressible
 from apicmap.files.scenario import InterruptCase, Scenario
 from apicmap.model.policy import KernelPolicy, policy_for_release
 
-
 ARCH_UNCHECKED = "not checked: no expect_arch (expect describes KVM, not the architecture)"
 
 
