@@ -10,7 +10,9 @@ from pathlib import Path
 
 from apicmap.app.check import check_scenario
 from apicmap.app.runner import CaseResult, Check
+from apicmap.domain.outcome import Outcome
 from apicmap.errors import ApicmapError
+from apicmap.files.output import atomic_write_text
 from apicmap.files.scenario import load_scenario
 from apicmap.files.sequence import is_sequence_file, run_sequence_check
 
@@ -95,8 +97,7 @@ def run_conformance(paths: list[str]) -> list[CaseReport]:
             differs = []
             if row.differs:
                 assert row.model.outcome is not None and row.kvm.outcome is not None
-                differs.append(f"model {list(row.model.outcome.receivers)} r={row.model.outcome.result} != "
-                               f"kvm {list(row.kvm.outcome.receivers)} r={row.kvm.outcome.result}")
+                differs.append(f"model {_said(row.model.outcome)} != kvm {_said(row.kvm.outcome)}")
             reports.append(_half(str(path), name, "kvm", row.kvm, differs))
     return reports
 
@@ -121,6 +122,15 @@ def _sequence_reports(path: Path) -> list[CaseReport]:
             reports.append(CaseReport(str(path), name, ok, None,
                                       "" if ok else f"model r={row['model']} != kvm r={row['kvm']}", "kvm"))
     return reports
+
+
+def _said(outcome: Outcome) -> str:
+    text = f"{list(outcome.receivers)}"
+    if outcome.result is not None:
+        text += f" returns {outcome.result}"
+    if outcome.rejected is not None:
+        text += " (refused)"
+    return text
 
 
 def _half(suite: str, name: str, engine: str, result: CaseResult, problems: list[str]) -> CaseReport:
@@ -159,3 +169,12 @@ def tap(reports: list[CaseReport]) -> str:
         if not r.ok:
             lines.append(f"  ---\n  message: {json.dumps(r.detail)}\n  ...")
     return "\n".join(lines) + "\n"
+
+
+def write_reports(reports: list[CaseReport], junit: str | None, tap_path: str | None) -> None:
+    """Write the JUnit XML and TAP files atomically (check the paths first with
+    ``files.output.check_output_path``, before running anything)."""
+    if junit:
+        atomic_write_text(junit, junit_xml(reports))
+    if tap_path:
+        atomic_write_text(tap_path, tap(reports))
