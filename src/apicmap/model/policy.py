@@ -509,12 +509,19 @@ BACKPORTS: tuple[Backport, ...] = (
              evidence="pushed to the linux-6.1.y stable-rc queue on 2024-10-08, so taken as 6.1.113; "
                       "measured on Debian's 6.1.170"),
     Backport(commit=C_SELF_IPI, series=(6, 1), first=(6, 1, 170), exact=False,
-             evidence="measured on Debian's 6.1.170; the first 6.1.y release was not identified (whether "
-                      "ab52be1b310b was backported too is not known: not applied)"),
+             evidence="measured on Debian's 6.1.170; the first 6.1.y release was not identified"),
+    # Measured on Debian's 6.1.192 booted under QEMU (tests/kernels): a SELF_IPI write with bit 32
+    # set fails, and KVM_SET_LAPIC ignores a planted x2APIC ID. Neither was seen on 6.1.170 (where a
+    # get/set round trip planted vcpu_id & 0xff), so both landed in 6.1.171..6.1.192.
+    Backport(commit=C_X2APIC_UPPER_HALF, series=(6, 1), first=(6, 1, 192), exact=False,
+             evidence="measured on Debian's 6.1.192; the first 6.1.y release (171..192) was not identified"),
+    Backport(commit=C_READONLY, series=(6, 1), first=(6, 1, 192), exact=False,
+             evidence="measured on Debian's 6.1.192 (absent from 6.1.170); the first 6.1.y release (171..192) "
+                      "was not identified"),
 )
 
 # Debian ABI names do not carry the upstream version; the ones seen on this project's machines.
-DEBIAN_ABI: dict[str, Release] = {"6.1.0-47": (6, 1, 170)}
+DEBIAN_ABI: dict[str, Release] = {"6.1.0-47": (6, 1, 170), "6.1.0-56": (6, 1, 192)}
 
 _RELEASE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+~_].*)?$")
 _DEBIAN_ABI_NAME = re.compile(r"^(\d+\.\d+\.0-\d+)-[a-z0-9-]+$")
@@ -526,9 +533,12 @@ def parse_release(text: str, where: str = "--kernel") -> Release:
     """x.y.z (x.y means x.y.0). A /proc/version line of a Debian kernel gives its upstream
     version ("Debian 6.1.170-1"); a bare Debian ABI name (6.1.0-47-amd64) only if known."""
     stripped = text.strip()
-    debian = _DEBIAN_IN_VERSION.search(stripped)
+    # The kernel's own version is the last "Debian x.y.z" of the line: the compiler's comes first
+    # ("(gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0, ...) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-1").
+    debian = _DEBIAN_IN_VERSION.findall(stripped)
     if debian:
-        return int(debian.group(1)), int(debian.group(2)), int(debian.group(3))
+        major, minor, patch = debian[-1]
+        return int(major), int(minor), int(patch)
     if stripped.startswith("Linux version "):
         stripped = stripped.split()[2]
     abi = _DEBIAN_ABI_NAME.match(stripped)
