@@ -148,7 +148,7 @@ def _grid(svg: _Svg, vm: VmState, amap: ApicMap, marks: dict[int, VcpuMark]) -> 
             svg.text(x + CELL_W / 2, y + 15, f"{first:#x}" if what == "empty" else f"{first:#x}-", 9, node,
                      anchor="middle", fill="#888888")
             if what == "gap":
-                svg.text(x + CELL_W / 2, y + 30, f"{count} empty", 9, node, anchor="middle", fill="#888888")
+                svg.text(x + CELL_W / 2, y + 30, f"{count} empty", 8, node, anchor="middle", fill="#888888")
     rows = (len(cells) + COLUMNS - 1) // COLUMNS
     svg.y += rows * (CELL_H + GAP)
     if absent:
@@ -334,6 +334,8 @@ def explain_svg(scenario: Scenario, amap: ApicMap, policy: KernelPolicy, result:
         marks[index] = VcpuMark(index, category, f"vCPU {v.vcpu_id}: {text}")
         groups.setdefault((category.key, code), []).append(index)
     _grid(svg, scenario.vm, amap, marks)
+    svg.y += 8
+    _logical(svg, scenario.vm, amap)
     _legend(svg, marks, ())
     return _why(svg, scenario.vm, marks, groups)
 

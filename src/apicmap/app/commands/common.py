@@ -59,8 +59,8 @@ def engines_arg(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     bad = [n for n in names if n not in ENGINE_NAMES]
     if bad or not names:
-        raise argparse.ArgumentTypeError(f"unknown engine {bad[0]!r}" if bad else "no engine given"
-                                         + f" (allowed: a comma-separated list of {', '.join(ENGINE_NAMES)})")
+        problem = f"unknown engine {bad[0]!r}" if bad else "no engine given"
+        raise argparse.ArgumentTypeError(f"{problem} (allowed: a comma-separated list of {', '.join(ENGINE_NAMES)})")
     return names
 
 
