@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apicmap.app.check import check_scenario
+from apicmap.app.render import cell
 from apicmap.app.runner import CaseResult, Check
 from apicmap.errors import ApicmapError
 from apicmap.files.scenario import load_scenario
@@ -100,8 +101,8 @@ def run_conformance(paths: list[str], kernel: str | None = None, engines: Sequen
             differs = []
             if row.differs:
                 assert row.model.outcome is not None and row.kvm.outcome is not None
-                differs.append(f"model {list(row.model.outcome.receivers)} r={row.model.outcome.result} != "
-                               f"kvm {list(row.kvm.outcome.receivers)} r={row.kvm.outcome.result}")
+                differs.append(f"model {list(row.model.outcome.receivers)} r={cell(row.model.outcome.result)} != "
+                               f"kvm {list(row.kvm.outcome.receivers)} r={cell(row.kvm.outcome.result)}")
             reports.append(_half(str(path), name, "kvm", row.kvm, differs))
     return reports
 

@@ -8,6 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from apicmap.app.progress import progress, ticking
+from apicmap.app.render import cell, vcpu_set
 from apicmap.fuzz.campaign import Campaign, FuzzStore, default_store
 
 
@@ -25,6 +26,10 @@ def _worker(args: tuple[str, str | None, float, int | None, str | None]) -> dict
     return {"pairs": campaign.pairs, "cases": campaign.cases, "skipped": campaign.skipped,
             "elapsed": campaign.elapsed, "findings": [f.to_json() for f in findings],
             "saved": len(campaign.saved)}
+
+
+def _ids(value: object) -> str:
+    return vcpu_set(value) if isinstance(value, list) else cell(value)
 
 
 def run_fuzz(against: str, kernel: str | None, seconds: float, seed: int | None, jobs: int, out: str | None,
@@ -75,8 +80,8 @@ def run_fuzz(against: str, kernel: str | None, seconds: float, seed: int | None,
               + (f" ({saved} found by earlier campaigns, not repeated)" if saved else ""))
         for f in findings:
             print(f"  [{f['found_after_s']}s] {f['signature']}")
-            print(f"      model {f['model']} (return {f['model_return']}) vs {against} {f['other']} "
-                  f"(return {f['other_return']})")
+            print(f"      model {_ids(f['model'])} (return {cell(f['model_return'])}) vs {against} {_ids(f['other'])} "
+                  f"(return {cell(f['other_return'])})")
             if f.get("reproducer"):
                 print(f"      reproducer: {f['reproducer']}  (apicmap check {f['reproducer']})")
             else:

@@ -45,9 +45,12 @@ def vendor_module() -> str | None:
 
 # The module parameter that turns the hardware APIC virtualization on, per vendor module.
 APICV_PARAMETERS = {"kvm_intel": "enable_apicv", "kvm_amd": "avic"}
-# KVM_CAP_X2APIC_API flags (include/uapi/linux/kvm.h, KVM_X2APIC_API_*).
+# KVM_CAP_X2APIC_API flags (include/uapi/linux/kvm.h: KVM_X2APIC_API_USE_32BIT_IDS,
+# KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK, and the directed-EOI pair KVM_X2APIC_ENABLE_SUPPRESS_EOI_BROADCAST
+# and KVM_X2APIC_DISABLE_SUPPRESS_EOI_BROADCAST, bits 2 and 3, which do not affect routing).
 X2APIC_API_FLAGS = {s.X2APIC_API_USE_32BIT_IDS: "USE_32BIT_IDS",
-                    s.X2APIC_API_DISABLE_BROADCAST_QUIRK: "DISABLE_BROADCAST_QUIRK"}
+                    s.X2APIC_API_DISABLE_BROADCAST_QUIRK: "DISABLE_BROADCAST_QUIRK",
+                    1 << 2: "ENABLE_SUPPRESS_EOI_BROADCAST", 1 << 3: "DISABLE_SUPPRESS_EOI_BROADCAST"}
 
 
 def apicv_state(module: str | None, sys_module: Path = Path("/sys/module")) -> dict[str, object]:
