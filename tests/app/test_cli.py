@@ -204,10 +204,14 @@ def test_large_vm_output_is_compact(tmp_path: Path) -> None:
                    "[[interrupt]]\ndest = 0xffffffff\nvector = 0x40\n")
     proc = apicmap("explain", str(big), "--engines", "arch")  # the architecture: a broadcast
     assert "receivers {0-1023}" in proc.stdout
-    only = apicmap("explain", str(big), "--engines", "model", "--vcpu", "5,7-8")
+    model = apicmap("explain", str(big), "--engines", "model")
+    # every vCPU has the same reason (0xffffffff is no broadcast for an MSI): one line for all of them
+    assert "vCPU 0-1023: not targeted: destination 0xffffffff > max_apic_id 0x3ff" in model.stdout
+    assert len(model.stdout.splitlines()) < 12
+    only = apicmap("explain", str(big), "--engines", "arch", "--vcpu", "5,7-8,10")
     reasons = [line for line in only.stdout.splitlines() if line.strip().startswith("vCPU")]
-    assert [line.split(":")[0].split()[-1] for line in reasons] == ["5", "7", "8"]
-    assert "1021 other vCPUs not shown" in only.stdout
+    assert [line.split(":")[0].split()[-1] for line in reasons] == ["5", "7-8", "10"]  # runs of one reason merge
+    assert "1020 other vCPUs not shown" in only.stdout
     assert len(only.stdout.splitlines()) < 20
     run = apicmap("run", str(big))
     assert all(line == line.rstrip() for line in run.stdout.splitlines())

@@ -52,6 +52,18 @@ def _runs(scenario: Scenario, engines: tuple[str, ...], kernel: str | None
     return runs, skipped
 
 
+def merge_runs(reasons: list[tuple[int, str]]) -> list[tuple[str, str]]:
+    """Consecutive vCPUs (ids one apart, in the order given) with the same reason share one line:
+    ``("16-1023", "not in x2APIC cluster 0x1")``."""
+    merged: list[tuple[int, int, str]] = []
+    for vid, text in reasons:
+        if merged and merged[-1][2] == text and merged[-1][1] + 1 == vid:
+            merged[-1] = (merged[-1][0], vid, text)
+        else:
+            merged.append((vid, vid, text))
+    return [(str(first) if first == last else f"{first}-{last}", text) for first, last, text in merged]
+
+
 def handle(args: argparse.Namespace) -> int:
     check_output(args.svg, "--svg")
     scenario = read_scenario(args.file)
@@ -113,12 +125,10 @@ def handle(args: argparse.Namespace) -> int:
                 print(f"    map:     {wrap(explanation.map_state, WIDTH, ' ' * 13)}")
             for note in explanation.notes:
                 print(f"    note:    {wrap(render(note), WIDTH, ' ' * 13)}")
-            hidden = 0
-            for vid, reason in explanation.reasons:
-                if keep(vid, result):
-                    print(f"    vCPU {vid:>4}: {wrap(render(reason), WIDTH, ' ' * 15)}")
-                else:
-                    hidden += 1
+            shown = [(vid, render(reason)) for vid, reason in explanation.reasons if keep(vid, result)]
+            hidden = len(explanation.reasons) - len(shown)
+            for label, text in merge_runs(shown):
+                print(f"    vCPU {label:>4}: {wrap(text, WIDTH, ' ' * 15)}")
             if hidden:
                 print(f"    ({hidden} other vCPU{'s' if hidden != 1 else ''} not shown: --vcpu, --only)")
     if args.svg:
