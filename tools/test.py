@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Run apicmap's test suite from a fresh clone with nothing but python3.
 
-Creates .venv (once), installs the package with its test extras, then runs pytest with any
-arguments given. Usage: python3 tools/test.py [pytest args...]
+Installs the system packages some tests use where it can (root and apt-get available; see
+SYSTEM_PACKAGES), creates .venv (once), installs the package with its test extras, then runs pytest
+with any arguments given. Usage: python3 tools/test.py [pytest args...]
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -18,7 +20,38 @@ VENV = ROOT / ".venv"
 STAMP = VENV / ".apicmap-installed"
 
 
+# Debian package -> the command that shows it is installed, for the tests that need it (they skip,
+# with the reason, where it is missing). One line per package that could not be installed.
+SYSTEM_PACKAGES = {
+    "chromium": "chromium",  # tests/app/test_svg.py renders the SVG pictures in a headless browser
+}
+
+
+def install_system_packages(packages: dict[str, str] = SYSTEM_PACKAGES) -> list[str]:
+    """Install (with apt-get) the packages whose command is missing; idempotent. Returns one line per
+    package that could not be installed."""
+    missing = [name for name, command in packages.items() if shutil.which(command) is None]
+    if not missing:
+        return []
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        why = "not root" if os.geteuid() != 0 else "no apt-get"
+        return [f"system package {name}: not installed ({why}); the tests that need it are skipped" for name in missing]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    problems = []
+    for name in missing:
+        proc = subprocess.run(["apt-get", "install", "-y", "-q", name], env=env, capture_output=True, text=True)
+        if proc.returncode != 0 and "Unable to locate" in proc.stderr:  # stale package lists: update once
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+            proc = subprocess.run(["apt-get", "install", "-y", "-q", name], env=env, capture_output=True, text=True)
+        if proc.returncode != 0 or shutil.which(packages[name]) is None:
+            last = (proc.stderr.strip().splitlines() or ["apt-get failed"])[-1]
+            problems.append(f"system package {name}: could not install ({last}); the tests that need it are skipped")
+    return problems
+
+
 def main() -> int:
+    for line in install_system_packages():
+        print(line, file=sys.stderr)
     python = VENV / "bin" / "python"
     if not python.exists():
         venv.EnvBuilder(with_pip=True).create(VENV)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from apicmap.model.policy import NEWEST
+
 ROOT = Path(__file__).resolve().parents[2]
 PATCH = str(ROOT / "examples" / "aliased-xapic-id.toml")
 
@@ -93,3 +95,140 @@ def test_kvm_unavailable_is_one_line(tmp_path: Path) -> None:
 
     ok, why = kvm_available(str(tmp_path / "no-kvm"))
     assert not ok and "does not exist" in why and "\n" not in why
+
+
+# --- the reworked CLI -------------------------------------------------------------------------------
+
+
+def test_version_and_help_show_defaults() -> None:
+    from apicmap import __version__
+
+    assert apicmap("--version").stdout.strip() == f"apicmap {__version__}"
+    for command in ("run", "explain", "map", "decode", "check", "fuzz", "conformance", "bench", "host"):
+        proc = apicmap(command, "--help")
+        assert proc.returncode == 0, command
+        assert "None" not in proc.stdout and "False" not in proc.stdout, command
+    assert "(default: 60.0)" in apicmap("fuzz", "--help").stdout
+    assert "(default: arch,model,kvm)" in " ".join(apicmap("explain", "--help").stdout.split())
+
+
+def test_every_option_has_help() -> None:
+    import argparse
+
+    from apicmap.app.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+def test_commands_are_modules_with_register() -> None:
+    from apicmap.app import cli
+
+    for module in cli.COMMANDS:
+        assert callable(module.register) and callable(module.handle), module.__name__
+
+
+def test_bad_arguments_are_one_line_naming_the_option() -> None:
+    for args, option in ((("run", PATCH, "--kernel", "banana"), "--kernel"),
+                         (("run", PATCH, "--engine", "nope"), "--engine"),
+                         (("explain", PATCH, "--engines", "arch,nope"), "--engines"),
+                         (("check", PATCH, "--engines", "qemu"), "--engines"),
+                         (("fuzz", "--tracking"), "--tracking"),
+                         (("fuzz", "--time", "-3"), "--time"),
+                         (("run", PATCH, "--engine", "arch", "--kernel", "6.2"), "--kernel"),
+                         (("map", PATCH, "--all-kernels", "--svg", "x.svg"), "--svg"),
+                         (("explain", PATCH, "--interrupt", "9"), "--interrupt"),
+                         (("explain", PATCH, "--vcpu", "x"), "--vcpu")):
+        proc = apicmap(*args)
+        assert proc.returncode == 2, args
+        assert len(proc.stderr.splitlines()) == 1 and option in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr and "usage:" not in proc.stderr
+        assert "allowed" in proc.stderr or "invalid choice" in proc.stderr, proc.stderr
+
+
+def test_kernel_choice_is_reported_and_warned_past_the_newest() -> None:
+    proc = apicmap("run", PATCH, "--kernel", "7.5", "--json")
+    kernel = json.loads(proc.stdout)["kernel"]
+    assert kernel["asked"] == "7.5" and kernel["variant"] == NEWEST.key and "newer" in kernel["warning"]
+    assert f"variant {NEWEST.key}" in proc.stderr and "warning" in proc.stderr
+    quiet = apicmap("run", PATCH, "--kernel", "6.2")
+    assert "variant K6.2" in quiet.stderr and "warning" not in quiet.stderr
+    explain = json.loads(apicmap("explain", PATCH, "--engines", "model", "--kernel", "5.10", "--json").stdout)
+    assert explain["kernel"]["variant"] == "K5.3"
+
+
+def test_run_several_files_and_stdin() -> None:
+    flat = str(ROOT / "examples" / "logical-flat.toml")
+    one = json.loads(apicmap("run", PATCH, "--json").stdout)
+    assert isinstance(one, dict)
+    many = json.loads(apicmap("run", PATCH, flat, "--json").stdout)
+    assert [p["scenario"] for p in many] == [PATCH, flat]
+    assert many[0]["interrupts"] == one["interrupts"]
+    text = Path(PATCH).read_text()
+    piped = subprocess.run([sys.executable, "-m", "apicmap", "run", "-", "--json"], input=text,
+                           capture_output=True, text=True, cwd=ROOT)
+    assert json.loads(piped.stdout)["interrupts"][0]["receivers"] == [1, 2]
+    twice = apicmap("run", "-", "-")
+    assert twice.returncode == 2 and "stdin" in twice.stderr
+
+
+def test_check_and_conformance_take_kernel_and_engines() -> None:
+    proc = apicmap("check", PATCH, "--engines", "arch,model", "--kernel", "6.2", "--json")
+    payload = json.loads(proc.stdout)
+    assert payload["kernel"]["variant"] == "K6.2" and payload["kvm_skipped"]
+    assert payload["interrupts"][0]["model"]["receivers"] == [1]
+    text = apicmap("check", PATCH, "--engines", "model")
+    assert "legend:" in text.stdout and "EXPECT-FAIL" in text.stdout and "| arch |" not in text.stdout
+    conf = apicmap("conformance", PATCH, "--engines", "model", "--json")
+    summary = json.loads(conf.stdout)
+    assert conf.returncode == 0 and summary["passed"] == 3 and summary["failed"] == 0
+
+
+def test_output_paths_are_checked_before_the_work(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir" / "out.xml"
+    for args in (("conformance", PATCH, "--junit", str(missing)), ("map", PATCH, "--svg", str(missing)),
+                 ("explain", PATCH, "--svg", str(tmp_path))):
+        proc = apicmap(*args)
+        assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, (args, proc.stderr)
+        assert proc.stdout == ""  # nothing ran
+    tap = tmp_path / "out.tap"
+    assert apicmap("conformance", PATCH, "--engines", "arch,model", "--tap", str(tap)).returncode == 0
+    assert tap.read_text().startswith("TAP version 13")
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically, no leftovers
+
+
+def test_large_vm_output_is_compact(tmp_path: Path) -> None:
+    big = tmp_path / "big.toml"
+    big.write_text("[vm]\nvcpus = 1024\nx2apic_api = [\"use_32bit_ids\"]\nmode = \"x2apic\"\n"
+                   "[[interrupt]]\ndest = 0xffffffff\nvector = 0x40\n")
+    proc = apicmap("explain", str(big), "--engines", "arch")  # the architecture: a broadcast
+    assert "receivers {0-1023}" in proc.stdout
+    model = apicmap("explain", str(big), "--engines", "model")
+    # every vCPU has the same reason (0xffffffff is no broadcast for an MSI): one line for all of them
+    assert "vCPU 0-1023: not targeted: destination 0xffffffff > max_apic_id 0x3ff" in model.stdout
+    assert len(model.stdout.splitlines()) < 12
+    only = apicmap("explain", str(big), "--engines", "arch", "--vcpu", "5,7-8,10")
+    reasons = [line for line in only.stdout.splitlines() if line.strip().startswith("vCPU")]
+    assert [line.split(":")[0].split()[-1] for line in reasons] == ["5", "7-8", "10"]  # runs of one reason merge
+    assert "1020 other vCPUs not shown" in only.stdout
+    assert len(only.stdout.splitlines()) < 20
+    run = apicmap("run", str(big))
+    assert all(line == line.rstrip() for line in run.stdout.splitlines())
+    assert "None" not in run.stdout and "True" not in run.stdout
+
+
+def test_explain_only_receivers_json() -> None:
+    payload = json.loads(apicmap("explain", PATCH, "--engines", "model", "--only", "receivers",
+                                 "--interrupt", "3", "--json").stdout)
+    [item] = payload["engines"]["model"]
+    assert item["index"] == 3 and set(item["explanation"]["reasons"]) == {"0"}
+
+
+def test_host_names_apicv_and_flags() -> None:
+    payload = json.loads(apicmap("host", "--json").stdout)
+    assert "apicv" in payload and set(payload["apicv"]) == {"parameter", "value", "enabled", "note"}
+    text = apicmap("host").stdout
+    assert "apicv / avic" in text and "None" not in text and "True" not in text

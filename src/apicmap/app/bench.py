@@ -245,11 +245,19 @@ def time_to_find_aliasing(kernel: str, budget: float, seed: int = 0) -> float | 
     return min(hits) if hits else None
 
 
-def run_bench(quick: bool) -> dict[str, object]:
+STAGES = ("model", "kernel, kvm engine and fuzzer")
+
+
+def run_bench(quick: bool, on_stage: Callable[[str], None] | None = None) -> dict[str, object]:
+    """Every figure; ``on_stage`` is called with each name in ``STAGES`` once that stage is done (progress)."""
     started = time.perf_counter()
     figures, unicast = model_figures(quick)
+    if on_stage is not None:
+        on_stage(STAGES[0])
     figures.append(history_figure())
     figures += kernel_figures(quick, unicast)
+    if on_stage is not None:
+        on_stage(STAGES[1])
     return {
         "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "kernel": os.uname().release,
                     "date": time.strftime("%Y-%m-%d")},

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from apicmap.app.render import print_table, vcpu_set
+from apicmap.app.render import print_table, vcpu_set, wrap
 from apicmap.app.runner import CaseResult, Check, run_scenario
 from apicmap.domain.outcome import Outcome
 from apicmap.explain import render
@@ -16,6 +17,7 @@ class CheckRow:
     arch: CaseResult
     model: CaseResult
     kvm: CaseResult | None
+    arch_checked: bool = True  # False: --engines left arch out (its column is not shown or counted)
 
     @property
     def differs(self) -> bool:
@@ -26,7 +28,8 @@ class CheckRow:
     @property
     def failed_expect(self) -> bool:
         """An expectation failed on any engine, ``arch`` included (as ``run --engine arch`` exits 1)."""
-        return any(r is not None and r.check is Check.FAIL for r in (self.arch, self.model, self.kvm))
+        arch = self.arch if self.arch_checked else None
+        return any(r is not None and r.check is Check.FAIL for r in (arch, self.model, self.kvm))
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,27 +49,29 @@ class CheckReport:
             "ok": self.ok,
             "interrupts": [
                 {"index": r.arch.case.index, "name": r.arch.case.name, "differs": r.differs,
-                 "arch": r.arch.to_json(), "model": r.model.to_json(),
+                 "arch": r.arch.to_json() if r.arch_checked else None, "model": r.model.to_json(),
                  "kvm": None if r.kvm is None else r.kvm.to_json()}
                 for r in self.rows
             ],
         }
 
 
-def check_scenario(scenario: Scenario, kernel: str | None = None) -> CheckReport:
-    """Run all three engines. The model follows this machine's kernel release when it runs kvm,
-    so that the comparison is like for like."""
+def check_scenario(scenario: Scenario, kernel: str | None = None,
+                   engines: Sequence[str] = ("arch", "model", "kvm")) -> CheckReport:
+    """Run all three engines (``engines`` may leave arch or kvm out). The model follows this machine's
+    kernel release when it runs kvm, so that the comparison is like for like."""
+
     from apicmap.kvm.host import kvm_available
     from apicmap.model.policy import host_release
 
-    available, why = kvm_available()
+    available, why = kvm_available() if "kvm" in engines else (False, "not asked for (--engines)")
     # The model follows --kernel, else the release the scenario pins (a fuzz reproducer for 6.2
     # re-runs as a divergence), else this host's release.
     model_kernel = kernel or scenario.kernel or (host_release() if available else None)
     arch = run_scenario(scenario, "arch", explain=True)
     model = run_scenario(scenario, "model", model_kernel, explain=True)
     kvm: list[CaseResult] | None = run_scenario(scenario, "kvm", explain=True) if available else None
-    rows = tuple(CheckRow(a, m, None if kvm is None else kvm[i])
+    rows = tuple(CheckRow(a, m, None if kvm is None else kvm[i], "arch" in engines)
                  for i, (a, m) in enumerate(zip(arch, model, strict=True)))
     return CheckReport(scenario, rows, None if available else why)
 
@@ -91,18 +96,27 @@ def _cell(result: CaseResult | None) -> str:
     return text
 
 
+LEGEND = ("{a, 3-5}: the vCPUs that accepted; ?{...}: vCPUs whose acceptance the architecture leaves "
+          "undefined; r=N: the KVM_SIGNAL_MSI return value (a count, 0, or -1 for EPERM); refused: the "
+          "injection was rejected before delivery (EINVAL, #GP); EXPECT-FAIL: the engine's answer is not "
+          "the file's expect/expect_return; (skipped): the engine did not run")
+
+
 def print_check(report: CheckReport) -> None:
     if report.kvm_skipped:
         print(f"(kvm engine skipped: {report.kvm_skipped})")
-    rows = [[str(r.arch.case.index), r.arch.case.name, _cell(r.arch), _cell(r.model), _cell(r.kvm),
-             "DIFFERS" if r.differs else ("expect failed" if r.failed_expect else "ok")]
+    arch = bool(report.rows) and report.rows[0].arch_checked
+    rows = [[str(r.arch.case.index), r.arch.case.name, *([_cell(r.arch)] if arch else []), _cell(r.model),
+             _cell(r.kvm), "DIFFERS" if r.differs else ("expect failed" if r.failed_expect else "ok")]
             for r in report.rows]
-    print_table(f"check {report.scenario.path}", ["#", "interrupt", "arch", "model", "kvm", "verdict"], rows)
+    print_table(f"check {report.scenario.path}",
+                ["#", "interrupt", *(["arch"] if arch else []), "model", "kvm", "verdict"], rows)
+    print(wrap("legend: " + LEGEND, 110, "        "))
     for r in report.rows:
         if not (r.differs or r.failed_expect):
             continue
         print(f"\n-- interrupt {r.arch.case.index} ({r.arch.case.name}):")
-        for label, res in (("arch", r.arch), ("model", r.model), ("kvm", r.kvm)):
+        for label, res in (("arch", r.arch if r.arch_checked else None), ("model", r.model), ("kvm", r.kvm)):
             if res is None or res.outcome is None:
                 continue
             if res.check is Check.FAIL:

@@ -1,13 +1,14 @@
-"""``apicmap fuzz``: run campaigns (optionally in parallel) with a live progress line."""
+"""``apicmap fuzz``: run campaigns (optionally in parallel), with progress (``app/progress.py``)."""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from apicmap.app.progress import progress, ticking
+from apicmap.app.render import cell, vcpu_set
 from apicmap.fuzz.campaign import Campaign, FuzzStore, default_store
 
 
@@ -27,21 +28,8 @@ def _worker(args: tuple[str, str | None, float, int | None, str | None]) -> dict
             "saved": len(campaign.saved)}
 
 
-class _Progress:
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self.last = 0.0
-
-    def __call__(self, campaign: Campaign) -> None:
-        now = time.monotonic()
-        if now - self.last < (0.5 if self.tty else 10.0):
-            return
-        self.last = now
-        rate = campaign.pairs / max(campaign.elapsed, 1e-9)
-        line = (f"fuzz {campaign.against}: {campaign.elapsed:6.1f}s  {campaign.pairs} pairs  {rate:,.0f} pairs/s  "
-                f"{len(campaign.findings)} divergences")
-        sys.stderr.write(("\r" + line) if self.tty else line + "\n")
-        sys.stderr.flush()
+def _ids(value: object) -> str:
+    return vcpu_set(value) if isinstance(value, list) else cell(value)
 
 
 def run_fuzz(against: str, kernel: str | None, seconds: float, seed: int | None, jobs: int, out: str | None,
@@ -50,28 +38,28 @@ def run_fuzz(against: str, kernel: str | None, seconds: float, seed: int | None,
     Call ``files.output.check_output_dir(out, "--out")`` first. Findings earlier campaigns saved (in
     the store, see ``fuzz_store``) are not reported again; new ones are listed in detection order."""
     saved = 0
+    label = f"fuzz {against}"
     if jobs <= 1:
-        progress = _Progress()
-        campaign = Campaign(against, kernel, seconds, seed, Path(out) if out else None, progress=progress,
-                            store=fuzz_store(against, kernel, out))
-        findings = [f.to_json() for f in campaign.run()]
+        with progress(label, total=seconds, enabled=not as_json) as bar:
+            def report(c: Campaign) -> None:
+                rate = c.pairs / max(c.elapsed, 1e-9)
+                bar.update(min(c.elapsed, seconds),
+                           f"{c.pairs} pairs, {rate:,.0f}/s, {len(c.findings)} divergences")
+
+            campaign = Campaign(against, kernel, seconds, seed, Path(out) if out else None, progress=report,
+                                store=fuzz_store(against, kernel, out))
+            findings = [f.to_json() for f in campaign.run()]
         saved = len(campaign.saved)
         totals = {"pairs": campaign.pairs, "cases": campaign.cases, "skipped": campaign.skipped,
                   "elapsed": campaign.elapsed}
-        if progress.tty:
-            sys.stderr.write("\n")
     else:
         started = time.monotonic()
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             futures = [pool.submit(_worker, (against, kernel, seconds, None if seed is None else seed + 1000 * j, out))
                        for j in range(jobs)]
-            while not all(f.done() for f in futures):
-                time.sleep(0.5)
-                if sys.stderr.isatty():
-                    sys.stderr.write(f"\rfuzz {against}: {time.monotonic() - started:6.1f}s with {jobs} jobs")
-            results = [f.result() for f in futures]
-        if sys.stderr.isatty():
-            sys.stderr.write("\n")
+            done = lambda: f"{sum(f.done() for f in futures)}/{jobs} jobs done"  # noqa: E731
+            with ticking(f"{label} ({jobs} jobs)", seconds, done, enabled=not as_json):
+                results = [f.result() for f in futures]
         seen: dict[str, dict[str, object]] = {}
         for result in results:
             for finding in result["findings"]:  # type: ignore[attr-defined]
@@ -92,8 +80,8 @@ def run_fuzz(against: str, kernel: str | None, seconds: float, seed: int | None,
               + (f" ({saved} found by earlier campaigns, not repeated)" if saved else ""))
         for f in findings:
             print(f"  [{f['found_after_s']}s] {f['signature']}")
-            print(f"      model {f['model']} (return {f['model_return']}) vs {against} {f['other']} "
-                  f"(return {f['other_return']})")
+            print(f"      model {_ids(f['model'])} (return {cell(f['model_return'])}) vs {against} {_ids(f['other'])} "
+                  f"(return {cell(f['other_return'])})")
             if f.get("model_detail") or f.get("other_detail"):
                 print(f"      model: {f.get('model_detail') or '-'} | {against}: {f.get('other_detail') or '-'}")
             if f.get("explained_by"):

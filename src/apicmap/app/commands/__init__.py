@@ -1,0 +1,1 @@
+"""One module per ``apicmap`` command, each with ``register(subparsers, parents)`` and its handler."""

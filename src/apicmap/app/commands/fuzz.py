@@ -1,0 +1,88 @@
+"""``apicmap fuzz``: differential fuzzing of the model against the kernel or the architecture, or
+(``--stateful``) of VMM operation sequences against the kernel."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from apicmap.app.commands.common import Parents, add_command, kernel_choice, positive_float, print_json
+from apicmap.app.progress import ticking
+from apicmap.errors import InputError
+
+
+def register(subparsers: Any, parents: Parents) -> None:
+    parser = add_command(subparsers, "fuzz",
+                         "differential fuzzing of the model against the kernel or the architecture",
+                         [parents.json, parents.kernel], handle)
+    parser.add_argument("--against", choices=("kvm", "arch"), default="kvm", help="what the model is compared with")
+    parser.add_argument("--time", type=positive_float, default=60.0, metavar="SECONDS", help="how long to fuzz")
+    parser.add_argument("--seed", type=int, metavar="N",
+                        help="draw the same inputs for the same N; default: fresh inputs every run")
+    parser.add_argument("--jobs", type=int, default=1, metavar="J", help="parallel campaigns, 1..64 (use the cores)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="directory for reproducers and the example database (default: the cache directory)")
+    parser.add_argument("--stateful", action="store_true",
+                        help="fuzz VMM operation sequences (kvm only): rediscover map-lifecycle behaviours")
+    parser.add_argument("--tracking", action="store_true",
+                        help="with --stateful: compare with the model that tracks recalculation points")
+
+
+def handle(args: argparse.Namespace) -> int:
+    if args.tracking and not args.stateful:
+        raise InputError("--tracking", "applies only to sequence fuzzing", "--stateful --tracking")
+    if args.stateful and args.against != "kvm":
+        raise InputError("--stateful", "sequences are compared with the kernel", "--against kvm")
+    if args.stateful and args.jobs != 1:
+        raise InputError("--jobs", "sequence fuzzing runs one campaign (one VM at a time)", "--jobs 1 with --stateful")
+    if not 1 <= args.jobs <= 64:
+        raise InputError("--jobs", f"bad value {args.jobs}", "1..64")
+    try:
+        import hypothesis  # noqa: F401
+    except ImportError:
+        raise InputError("fuzz", "needs the hypothesis package, which is not installed",
+                         "pip install 'apicmap[fuzz]'") from None
+    if args.out:
+        from apicmap.files.output import check_output_dir
+
+        check_output_dir(args.out, "--out")
+    kernel_choice(args.kernel, None)
+    if args.against == "kvm":
+        from apicmap.kvm.host import kvm_available
+
+        ok, why = kvm_available()
+        if not ok:
+            from apicmap.errors import KvmUnavailable
+
+            raise KvmUnavailable(f"fuzz --against kvm: {why}")
+    if args.stateful:
+        return _stateful(args)
+    from apicmap.app.fuzz import run_fuzz
+
+    return run_fuzz(args.against, args.kernel, args.time, args.seed, args.jobs, args.out, args.json)
+
+
+def _stateful(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from apicmap.fuzz.stateful import StatefulCampaign
+
+    campaign = StatefulCampaign(args.kernel, args.tracking, args.time, args.seed or 0,
+                                Path(args.out) if args.out else None)
+    status = lambda: f"{campaign.sequences} sequences, {len(campaign.found)} behaviours"  # noqa: E731
+    with ticking("fuzz sequences", args.time, status, enabled=not args.json):
+        found = campaign.run()
+    behaviours: list[dict[str, object]] = [
+        {"behaviour": kind, "found_after_s": round(t, 2), "steps": len(steps), "reproducer": path}
+        for kind, (t, steps, path) in found.items()]
+    summary = {"sequences": campaign.sequences, "model": "tracking" if args.tracking else "naive",
+               "behaviours": behaviours}
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"{campaign.sequences} operation sequences against the kernel ({summary['model']} model); "
+              f"{len(found)} sequence-only behaviour(s)")
+        for b in behaviours:
+            print(f"  [{b['found_after_s']}s] {b['behaviour']} ({b['steps']} steps)"
+                  + (f": {b['reproducer']}" if b["reproducer"] else ""))
+    return 1 if found else 0
