@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apicmap.app.check import check_scenario
-from apicmap.app.runner import CaseResult, Check
+from apicmap.app.runner import CaseResult, Check, KvmTarget
 from apicmap.domain.outcome import Outcome
 from apicmap.errors import ApicmapError
 from apicmap.files.output import atomic_write_text
@@ -70,7 +70,8 @@ def collect(paths: list[str]) -> list[Path]:
 
 
 def run_conformance(paths: list[str], kernel: str | None = None, engines: Sequence[str] = ("arch", "model", "kvm"),
-                    on_file: Callable[[Path], None] | None = None) -> list[CaseReport]:
+                    on_file: Callable[[Path], None] | None = None, *,
+                    kvm_target: KvmTarget | None = None) -> list[CaseReport]:
     """Model and kernel on the same release: this host's (or ``kernel``). Expectations written for another
     KVM release are reported n/a by the runner rather than checked. Each interrupt gives one report
     per engine in ``engines``: where the kernel is unusable, only its half is skipped; the arch and model
@@ -78,14 +79,16 @@ def run_conformance(paths: list[str], kernel: str | None = None, engines: Sequen
     ``on_file`` is called after each file (progress)."""
     from apicmap.model.policy import host_release as read_host_release
 
-    host_release = kernel or read_host_release()
+    host_release = kernel or (kvm_target.release if kvm_target is not None else read_host_release())
     reports: list[CaseReport] = []
     for path in collect(paths):
         if is_sequence_file(path):
-            reports += _sequence_reports(path)
+            if kvm_target is None:  # sequences need the sequence driver, which runs on this host only
+                reports += _sequence_reports(path)
             continue
         try:
-            report = check_scenario(load_scenario(path), kernel=host_release, engines=engines)
+            report = check_scenario(load_scenario(path), kernel=host_release, engines=engines,
+                                    kvm_target=kvm_target)
         except ApicmapError as err:
             reports.append(CaseReport(str(path), "(load)", False, None, str(err), "load"))
             continue

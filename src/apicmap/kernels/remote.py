@@ -345,6 +345,14 @@ class RemoteKvmEngine(Closing):
     def release(self) -> str:
         return self.session.release
 
+    @property
+    def upstream_release(self) -> str:
+        """The guest kernel's upstream x.y.z as its /proc/version says (``uname -r`` of a Debian
+        kernel, 6.1.0-56-amd64, does not say it)."""
+        report = self.session.hello.get("host_report")
+        found = report.get("upstream_release") if isinstance(report, dict) else None
+        return str(found) if found else self.session.release
+
     def prepare(self, vm: VmState) -> RemotePreparedVm:
         result = self.session.request({"op": "prepare", "vm": encode_vm(vm)})
         return RemotePreparedVm(self.session, int(result["handle"]), vm)

@@ -11,13 +11,14 @@ from apicmap.app.commands.common import (
     add_command,
     check_output,
     kernel_choice,
+    kvm_target_for,
     print_json,
     read_scenario,
     write_output,
 )
 from apicmap.app.commands.run import outcome_cell, return_cell
 from apicmap.app.render import parse_vcpu_list, wrap
-from apicmap.app.runner import CaseResult, run_scenario
+from apicmap.app.runner import CaseResult, KvmTarget, run_scenario
 from apicmap.errors import InputError
 from apicmap.explain import render
 from apicmap.files.scenario import Scenario
@@ -27,7 +28,7 @@ WIDTH = 110
 
 def register(subparsers: Any, parents: Parents) -> None:
     parser = add_command(subparsers, "explain", "each interrupt x each engine, with receivers and reasons",
-                         [parents.scenario, parents.json, parents.kernel, parents.engines], handle)
+                         [parents.scenario, parents.json, parents.kernel, parents.engines, parents.on], handle)
     parser.add_argument("--interrupt", metavar="N", type=int,
                         help="only the [[interrupt]] numbered N (1 is the first); with --svg, default 1")
     parser.add_argument("--vcpu", metavar="IDS", help="only the reasons of these vCPUs, e.g. 3 or 1,3-5")
@@ -39,19 +40,19 @@ def register(subparsers: Any, parents: Parents) -> None:
                         help="also draw the model's answer for one interrupt (see --interrupt) as SVG here")
 
 
-def _runs(scenario: Scenario, engines: tuple[str, ...], kernel: str | None
+def _runs(scenario: Scenario, engines: tuple[str, ...], kernel: str | None, target: KvmTarget | None = None
           ) -> tuple[dict[str, list[CaseResult]], dict[str, str]]:
     runs: dict[str, list[CaseResult]] = {}
     skipped: dict[str, str] = {}
     for name in engines:
-        if name == "kvm":
+        if name == "kvm" and target is None:
             from apicmap.kvm.host import kvm_available
 
             ok, why = kvm_available()
             if not ok:
                 skipped[name] = why
                 continue
-        runs[name] = run_scenario(scenario, name, kernel, explain=True)
+        runs[name] = run_scenario(scenario, name, kernel, explain=True, kvm=target)
     return runs, skipped
 
 
@@ -86,8 +87,10 @@ def handle(args: argparse.Namespace) -> int:
     engines = args.engines
     if args.svg and "model" not in engines:
         engines = (*engines, "model")
-    kernel = kernel_choice(args.kernel, scenario)
-    runs, skipped = _runs(scenario, engines, args.kernel)
+    with kvm_target_for(args) as target:
+        model_kernel = args.kernel or (target.release if target else None)
+        kernel = kernel_choice(model_kernel, scenario)
+        runs, skipped = _runs(scenario, engines, model_kernel, target)
     indexes = [args.interrupt - 1] if args.interrupt is not None else list(range(count))
     if args.svg:
         from apicmap.app.svg import explain_svg
