@@ -12,15 +12,16 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from apicmap.decode import Refused, decode_for_kvm
 from apicmap.domain.message import Injection, MsiInjection
 from apicmap.domain.vm import DFR_CLUSTER, DFR_FLAT, Vcpu, VmState
 from apicmap.encoding.apic_base import ApicMode
 from apicmap.fuzz.strategies import DESTS, Profile, injections, vm_states
 from apicmap.model.apic_map import build_map
-from apicmap.model.bitset import VmIndex, resolve_message
+from apicmap.model.bitset import VmIndex, path_of, resolve_message
 from apicmap.model.engine import ModelEngine
 from apicmap.model.policy import VARIANTS, KernelPolicy
-from apicmap.model.resolve import deliver
+from apicmap.model.resolve import Trace, deliver
 from tests.known.test_fast_slow import messages, vms
 
 _POLICY = st.sampled_from(VARIANTS)
@@ -84,8 +85,14 @@ def large_injections(draw: st.DrawFn, vm: VmState) -> Injection:
     return MsiInjection(0xFEE00000 | (dest & 0xFF) << 12 | rh << 3 | logical << 2, hi, data)
 
 
-def _check(vm: VmState, policy: KernelPolicy, items: list[Injection]) -> None:
+def _check(vm: VmState, policy: KernelPolicy, items: list[Injection], paths: bool = False) -> None:
     prepared = ModelEngine(policy).prepare(vm)
+    if paths:  # the path the sweep groups by equals the one the explained reference records
+        for injection in items:
+            decoded = decode_for_kvm(injection, vm, prepared.rules)
+            if not isinstance(decoded, Refused):
+                explained = prepared.deliver(injection, explain=True).explanation
+                assert explained is not None and path_of(prepared.index, decoded) == explained.path
     batch = prepared.deliver_many(items)
     for injection, together in zip(items, batch, strict=True):
         reference = prepared._resolve(injection, False)
@@ -99,7 +106,7 @@ def _check(vm: VmState, policy: KernelPolicy, items: list[Injection]) -> None:
 @given(st.data(), _POLICY, _PROFILE)
 def test_small_vms_agree(data: st.DataObject, policy: KernelPolicy, profile: Profile) -> None:
     vm = data.draw(vm_states(profile))
-    _check(vm, policy, [data.draw(injections(vm, profile)) for _ in range(8)])
+    _check(vm, policy, [data.draw(injections(vm, profile)) for _ in range(8)], paths=True)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -118,7 +125,9 @@ def test_messages_agree(data: st.DataObject, policy: KernelPolicy) -> None:
     ix = VmIndex(vm, amap, policy)
     for _ in range(6):
         message = data.draw(messages(vm))
-        r, effects = deliver(vm, amap, policy, message)
+        trace = Trace()
+        r, effects = deliver(vm, amap, policy, message, trace)
+        assert path_of(ix, message) == trace.path
         fr, receivers, fast_effects = resolve_message(ix, message)
         assert (fr, list(fast_effects)) == (r, effects), (policy.key, message)
         assert receivers == tuple(sorted({e.vcpu_id for e in effects}))

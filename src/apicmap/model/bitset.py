@@ -38,6 +38,7 @@ from apicmap.domain.message import (
     ToSelf,
 )
 from apicmap.domain.outcome import EffectKind, Effects, Outcome, lazy_effects, pick_bits, quick_outcome, set_bits
+from apicmap.domain.reasons import Code, Reason, because
 from apicmap.domain.vm import DFR_CLUSTER, DFR_FLAT, VmState
 from apicmap.encoding.apic_base import ApicMode
 from apicmap.encoding.kinds import DeliveryMode, DestMode, Trigger
@@ -478,3 +479,36 @@ def unicast_msi(ix: VmIndex, address_lo: int, address_hi: int, data: int) -> Out
     ids = ix.one_ids[slot]
     return quick_outcome("model", ids, lazy_effects(ids, kind, (data & vector_mask) if vector_mask else None,
                                                     level_triggered), 1)
+
+
+def path_of(ix: VmIndex, message: Message) -> Reason:
+    """The path ``resolve.deliver`` records in its ``Trace`` (fast path, or slow path and why),
+    without the per-vCPU reasons: what ``fuzz.signature.rule_of`` reads."""
+    match message.dest:
+        case ToSelf() if message.source is not None:
+            return because(Code.PATH_FAST_SELF)
+        case ToSelf() | ToAll() | ToAllButSelf():
+            return _bailed(because(Code.BAIL_SHORTHAND, shorthand=message.shorthand.label))
+        case _:
+            dest, dest_mode = message.dest.address
+    amap = ix.amap
+    if amap.phys is None:
+        return _bailed(because(Code.BAIL_MAP_NULL, detail=amap.null_reason))
+    src = -1 if message.source is None else ix.vm.creation_index(message.source)
+    if not ix.quirk:
+        broadcast = (dest == XAPIC_BROADCAST and amap.logical_mode is not LogicalMode.X2APIC) or \
+            dest == X2APIC_BROADCAST
+    else:
+        broadcast = dest == (X2APIC_BROADCAST if src >= 0 and ix.x2_source[src] else XAPIC_BROADCAST)
+    if broadcast:
+        return _bailed(because(Code.BAIL_BROADCAST, dest=dest))
+    if dest_mode is DestMode.PHYSICAL:
+        return because(Code.PATH_FAST_PHYSICAL)
+    mode = amap.logical_mode
+    if mode in (LogicalMode.MAP_DISABLED, LogicalMode.INVALID):
+        return _bailed(because(Code.BAIL_LOGICAL_UNUSABLE, mode=mode.value, detail=amap.logical_reason))
+    return because(Code.PATH_FAST_LOGICAL, mode=mode.value)
+
+
+def _bailed(why: Reason) -> Reason:
+    return because(Code.PATH_SLOW_AFTER_BAIL, why=why)
