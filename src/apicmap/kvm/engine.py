@@ -18,6 +18,7 @@ import ctypes
 import errno
 import os
 import resource
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from apicmap.decode import describe_message
@@ -327,6 +328,90 @@ class KvmVm(PreparedBase):
             explanation = self._explain(injection, effects, result, rejected)
         return Outcome(engine="kvm", receivers=receivers, effects=tuple(effects), result=result, rejected=rejected,
                        explanation=explanation)
+
+    # --- batches ---------------------------------------------------------------------------------
+
+    def deliver_many(self, injections: Sequence[Injection], *, explain: bool = False) -> list[Outcome]:
+        """Each injection as ``deliver`` would judge it, with independent ones sent together.
+
+        FIXED/LOWEST MSIs whose vectors differ are independent: each sets only the IRR (and TMR)
+        bit its vector names, so a batch is sent with one ``KVM_SIGNAL_MSI`` each, observed with
+        one ``KVM_GET_LAPIC`` per vCPU and restored with one ``KVM_SET_LAPIC`` per changed vCPU.
+        Lowest priority joins a batch only with vector hashing (``kvm_vector_to_index``); without
+        it ``apic_arb_prio``, which each delivery bumps, decides the next one, so those go one by
+        one, as does everything else. Where a batch's observation does not account for the count
+        ``KVM_SIGNAL_MSI`` returned, that injection is sent again alone.
+        """
+        if explain:
+            return [self.deliver(i, explain=True) for i in injections]
+        out: list[Outcome | None] = [None] * len(injections)
+        batches: list[dict[int, tuple[int, MsiInjection]]] = []  # vector -> (position, injection)
+        for position, injection in enumerate(injections):
+            mode, rh = _raw_delivery(injection)
+            self._check_expressible(injection, mode, rh)
+            vector = self._batch_vector(injection, mode, rh)
+            if vector is None:
+                out[position] = self.deliver(injection)
+                continue
+            assert isinstance(injection, MsiInjection)
+            for batch in batches:
+                if vector not in batch:
+                    batch[vector] = (position, injection)
+                    break
+            else:
+                batches.append({vector: (position, injection)})
+        for batch in batches:
+            for position, outcome in self._deliver_batch(batch):
+                out[position] = outcome
+        return [o for o in out if o is not None]
+
+    def _batch_vector(self, injection: Injection, mode: DeliveryMode, rh: bool) -> int | None:
+        """The vector that names this injection's effect in a batch, or None if it must go alone."""
+        if type(injection) is not MsiInjection or mode not in (DeliveryMode.FIXED, DeliveryMode.LOWEST):
+            return None
+        if (mode is DeliveryMode.LOWEST or rh) and not self._vm.vector_hashing:
+            return None  # apic_arb_prio arbitration: each delivery changes the next one's choice
+        return injection.data & 0xFF
+
+    def _deliver_batch(self, batch: dict[int, tuple[int, MsiInjection]]) -> list[tuple[int, Outcome]]:
+        sent: list[tuple[int, MsiInjection, int, int | None]] = []
+        lowest = False
+        changed: dict[int, tuple[int, bytes]] = {}  # vcpu_id -> (new IRR bits, page)
+        try:
+            for vector, (position, injection) in batch.items():
+                result, _ = self._signal_msi(injection)
+                sent.append((position, injection, vector, result))
+                lowest = lowest or bool(injection.data & 0x100 or injection.address_lo & 8)
+            lapic = self._lapic
+            address = ctypes.addressof(lapic) + s.APIC_IRR
+            for handle in self._real.vcpus:
+                ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, lapic)
+                if ctypes.string_at(address, 0x80) != handle.baseline_irr:
+                    page = bytes(lapic.regs)
+                    changed[handle.vcpu_id] = (_vector_bits(page, s.APIC_IRR) & ~handle.baseline_irr_bits, page)
+        finally:
+            # One write of the baseline per changed vCPU; after LOWEST every vCPU (KVM_SET_LAPIC
+            # is also what resets apic_arb_prio, as the one-by-one path does).
+            for handle in self._real.vcpus:
+                if lowest or handle.vcpu_id in changed:
+                    ioctl_ptr(handle.fd, s.KVM_SET_LAPIC, handle.baseline_state)
+        results: list[tuple[int, Outcome]] = []
+        for position, injection, vector, result in sent:
+            if result is None:
+                results.append((position, Outcome(engine="kvm", receivers=(), rejected="KVM_SIGNAL_MSI: EINVAL")))
+                continue
+            effects = [Effect(h.vcpu_id, EffectKind.IRR, vector, _tmr_bit(changed[h.vcpu_id][1], vector))
+                       for h in self._scan_order(injection)
+                       if h.vcpu_id in changed and changed[h.vcpu_id][0] >> vector & 1]
+            if len(effects) != max(result, 0):
+                # Not accounted for by IRR bits alone (e.g. the physical 0xFF rewrite): alone, as
+                # ``deliver`` sends it, against the restored state.
+                results.append((position, self.deliver(injection)))
+                continue
+            receivers = tuple(sorted({e.vcpu_id for e in effects}))
+            results.append((position, Outcome(engine="kvm", receivers=receivers, effects=tuple(effects),
+                                              result=result)))
+        return results
 
     def _check_expressible(self, injection: Injection, mode: DeliveryMode, rh: bool) -> None:
         if isinstance(injection, IcrInjection):
