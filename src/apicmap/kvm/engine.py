@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from apicmap.decode import describe_message
 from apicmap.domain.engine import Closing, PreparedBase
 from apicmap.domain.message import IcrInjection, Injection, IoapicInjection, MsiInjection, SelfIpiInjection
-from apicmap.domain.outcome import Effect, EffectKind, Explanation, Outcome
+from apicmap.domain.outcome import Effect, EffectKind, Explanation, Outcome, quick_outcome
 from apicmap.domain.reasons import Code, because
 from apicmap.domain.vm import Vcpu, VmState
 from apicmap.encoding.apic_base import ApicMode
@@ -34,6 +34,7 @@ from apicmap.kvm import abi as s
 from apicmap.kvm.host import vector_hashing
 from apicmap.kvm.ioctl import (
     KvmIoctlError,
+    _ioctl,
     check_extension,
     ioctl_int,
     ioctl_ptr,
@@ -104,6 +105,10 @@ class _VcpuHandle:
     baseline_irr_bits: int = 0
     applied: Vcpu | None = None
     mp_state: int = s.MP_STATE_UNINITIALIZED
+    one_id: tuple[int, ...] = ()  # (vcpu_id,): the receivers of a unicast
+
+    def __post_init__(self) -> None:
+        self.one_id = (self.vcpu_id,)
 
 
 @dataclass(slots=True)
@@ -267,6 +272,8 @@ class KvmVm(PreparedBase):
         self._events = s.KvmVcpuEvents()
         self._mp = s.KvmMpState()
         self._msi = s.KvmMsi()
+        self._msi_ref = ctypes.byref(self._msi)
+        self._lapic_ref = ctypes.byref(self._lapic)
         self._prepared_mp = False
         self._arb_prio_set = any(v.arb_prio for v in vm.vcpus)
         # Which vCPUs a physical destination most likely names: read those first (a reading
@@ -282,6 +289,10 @@ class KvmVm(PreparedBase):
     # --- injection ---------------------------------------------------------------------------------
 
     def deliver(self, injection: Injection, *, explain: bool = False) -> Outcome:
+        if not explain and type(injection) is MsiInjection:
+            quick = self._physical_fixed_msi(injection)
+            if quick is not None:
+                return quick
         mode, rh = _raw_delivery(injection)
         self._check_expressible(injection, mode, rh)
         prepared_mp = self._prepared_mp = self._prepare_mp_states(mode)
@@ -328,6 +339,46 @@ class KvmVm(PreparedBase):
             explanation = self._explain(injection, effects, result, rejected)
         return Outcome(engine="kvm", receivers=receivers, effects=tuple(effects), result=result, rejected=rejected,
                        explanation=explanation)
+
+    def _physical_fixed_msi(self, injection: MsiInjection) -> Outcome | None:
+        """The commonest check in three ioctls and little else: a FIXED physical MSI, no RH, whose
+        destination names one vCPU. Send; read that vCPU's page; if the count is 1 and only this
+        vector's IRR bit appeared there, write the baseline back. Anything else: restore every
+        vCPU and return None, so that ``deliver`` sends it again the general way."""
+        lo, data = injection.address_lo, injection.data
+        if lo & 0xC or data & 0x700:  # logical, RH, or not FIXED
+            return None
+        dest = (lo >> 12) & 0xFF
+        if self._vm.use_32bit_ids:
+            if injection.address_hi & 0xFF:
+                return None
+            dest |= injection.address_hi & 0xFFFFFF00
+        handles = self._by_dest.get(dest)
+        if handles is None or len(handles) != 1:
+            return None
+        handle = handles[0]
+        msi = self._msi
+        msi.address_lo, msi.address_hi, msi.data = lo, injection.address_hi, data
+        sent = _ioctl(self._real.vm_fd, s.KVM_SIGNAL_MSI, self._msi_ref)
+        if sent != 1:  # 0, EPERM, EINVAL, or several receivers: let the general path tell
+            if sent > 1:
+                self._restore(_CHANNELS_BY_MODE[DeliveryMode.FIXED], False, None)
+            return None if sent > 1 else self._finish_signal(sent)
+        result = 1
+        lapic = self._lapic
+        if _ioctl(handle.fd, s.KVM_GET_LAPIC, self._lapic_ref) < 0:
+            ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, lapic)  # raises with the errno
+        vector = data & 0xFF
+        at = 0x10 * (vector >> 5) + ((vector & 31) >> 3)
+        irr = ctypes.string_at(ctypes.addressof(lapic) + s.APIC_IRR, 0x80)
+        base = handle.baseline_irr
+        if result == 1 and irr[at] == base[at] | 1 << (vector & 7) != base[at] and irr[:at] == base[:at] \
+                and irr[at + 1:] == base[at + 1:]:
+            tmr = bool(lapic.regs[s.APIC_TMR + at] >> (vector & 7) & 1)
+            ioctl_ptr(handle.fd, s.KVM_SET_LAPIC, handle.baseline_state)
+            return quick_outcome("kvm", handle.one_id, (Effect(handle.vcpu_id, EffectKind.IRR, vector, tmr),), result)
+        self._restore(_CHANNELS_BY_MODE[DeliveryMode.FIXED], False, None)
+        return None
 
     # --- batches ---------------------------------------------------------------------------------
 
@@ -400,9 +451,11 @@ class KvmVm(PreparedBase):
             if result is None:
                 results.append((position, Outcome(engine="kvm", receivers=(), rejected="KVM_SIGNAL_MSI: EINVAL")))
                 continue
-            effects = [Effect(h.vcpu_id, EffectKind.IRR, vector, _tmr_bit(changed[h.vcpu_id][1], vector))
-                       for h in self._scan_order(injection)
-                       if h.vcpu_id in changed and changed[h.vcpu_id][0] >> vector & 1]
+            hit = [vid for vid, (bits, _) in changed.items() if bits >> vector & 1]
+            if len(hit) > 1:  # in the order the one-by-one observation reads them
+                rank = {h.vcpu_id: i for i, h in enumerate(self._scan_order(injection))}
+                hit.sort(key=rank.__getitem__)
+            effects = [Effect(vid, EffectKind.IRR, vector, _tmr_bit(changed[vid][1], vector)) for vid in hit]
             if len(effects) != max(result, 0):
                 # Not accounted for by IRR bits alone (e.g. the physical 0xFF rewrite): alone, as
                 # ``deliver`` sends it, against the restored state.
@@ -428,6 +481,18 @@ class KvmVm(PreparedBase):
             raise NotExpressible("apic_arb_prio cannot be set from the host (KVM_SET_LAPIC resets it to 0)")
         if mode is DeliveryMode.SMI and self._vm.smm != self._engine.smm:
             raise NotExpressible(f"the scenario has smm={self._vm.smm}, this host's VMs have smm={self._engine.smm}")
+
+    @staticmethod
+    def _finish_signal(sent: int) -> Outcome:
+        """The outcome of a KVM_SIGNAL_MSI that reached nobody: 0, -1 (EPERM) or EINVAL."""
+        if sent >= 0:
+            return quick_outcome("kvm", (), (), sent)
+        err = ctypes.get_errno()
+        if err == errno.EPERM:
+            return quick_outcome("kvm", (), (), -1)
+        if err == errno.EINVAL:
+            return Outcome(engine="kvm", receivers=(), rejected="KVM_SIGNAL_MSI: EINVAL")
+        raise KvmIoctlError("KVM_SIGNAL_MSI", err)
 
     def _signal_msi(self, injection: MsiInjection) -> tuple[int | None, str | None]:
         msi = self._msi
