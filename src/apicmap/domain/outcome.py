@@ -206,6 +206,10 @@ _SET_EXPLANATION = Outcome.__dict__["explanation"].__set__
 
 
 _SET_SPEC = Effects.__dict__["_spec"].__set__
+# For hot paths that build outcomes inline: (new, setters in field order: engine, receivers,
+# effects, result, rejected, undefined, explanation, then Effects._spec).
+FAST_BUILD = (_NEW, _SET_ENGINE, _SET_RECEIVERS, _SET_EFFECTS, _SET_RESULT, _SET_REJECTED, _SET_UNDEFINED,
+              _SET_EXPLANATION, _SET_SPEC)
 
 
 def lazy_effects(targets: tuple[int, ...], kind: EffectKind, vector: int | None, level: bool) -> Effects:

@@ -37,7 +37,15 @@ from apicmap.domain.message import (
     ToAllButSelf,
     ToSelf,
 )
-from apicmap.domain.outcome import EffectKind, Effects, Outcome, lazy_effects, pick_bits, quick_outcome, set_bits
+from apicmap.domain.outcome import (
+    FAST_BUILD,
+    EffectKind,
+    Effects,
+    Outcome,
+    pick_bits,
+    quick_outcome,
+    set_bits,
+)
 from apicmap.domain.reasons import Code, Reason, because
 from apicmap.domain.vm import DFR_CLUSTER, DFR_FLAT, VmState
 from apicmap.encoding.apic_base import ApicMode
@@ -477,8 +485,22 @@ def unicast_msi(ix: VmIndex, address_lo: int, address_hi: int, data: int) -> Out
     if kind is None:
         return quick_outcome("model", (), _NO_EFFECTS, 0)
     ids = ix.one_ids[slot]
-    return quick_outcome("model", ids, lazy_effects(ids, kind, (data & vector_mask) if vector_mask else None,
-                                                    level_triggered), 1)
+    # quick_outcome(..., lazy_effects(...)) written out: this is the hot path of every unicast.
+    effects = _NEW(Effects)
+    _SET_SPEC(effects, (ids, kind, (data & vector_mask) if vector_mask else None, level_triggered))
+    outcome: Outcome = _NEW(Outcome)
+    _SET_ENGINE(outcome, "model")
+    _SET_RECEIVERS(outcome, ids)
+    _SET_EFFECTS(outcome, effects)
+    _SET_RESULT(outcome, 1)
+    _SET_REJECTED(outcome, None)
+    _SET_UNDEFINED(outcome, ())
+    _SET_EXPLANATION(outcome, None)
+    return outcome
+
+
+_NEW, _SET_ENGINE, _SET_RECEIVERS, _SET_EFFECTS, _SET_RESULT, _SET_REJECTED, _SET_UNDEFINED, _SET_EXPLANATION, \
+    _SET_SPEC = FAST_BUILD
 
 
 def path_of(ix: VmIndex, message: Message) -> Reason:

@@ -50,6 +50,10 @@ class ModelVm(PreparedBase):
                               self.policy.self_ipi_reserved_bits_fault)
 
     def deliver(self, injection: Injection, *, explain: bool = False) -> Outcome:
+        if type(injection) is MsiInjection and not explain and not self.memo:
+            quick = unicast_msi(self.index, injection.address_lo, injection.address_hi, injection.data)
+            if quick is not None:
+                return quick
         if explain:
             return self._resolve(injection, True)
         if self.memo:
