@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import os
 import resource
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,41 +27,36 @@ from apicmap.domain.outcome import Effect, EffectKind, Explanation, Outcome, qui
 from apicmap.domain.reasons import Code, because
 from apicmap.domain.vm import Vcpu, VmState
 from apicmap.encoding.apic_base import ApicMode
+from apicmap.encoding.icr import XAPIC_ICR_LAYOUT
+from apicmap.encoding.ioapic import RTE_LAYOUT
 from apicmap.encoding.kinds import DeliveryMode
+from apicmap.encoding.msi import MSI_ADDRESS_LAYOUT, MSI_DATA_LAYOUT, MsiAddress, MsiData
 from apicmap.errors import NotExpressible
 from apicmap.kvm import abi as s
 from apicmap.kvm.host import vector_hashing
-from apicmap.kvm.ioctl import (
-    KvmIoctlError,
-    _ioctl,
-    check_extension,
-    ioctl_int,
-    ioctl_ptr,
-    open_kvm,
-    signal_msi,
-    supported_cpuid_with_x2apic,
+from apicmap.kvm.ioctl import KvmIoctlError, _ioctl, ioctl_ptr, signal_msi
+from apicmap.kvm.vm import (
+    KvmSystem,
+    LapicPage,
+    RawVm,
+    get_lapic,
+    set_apic_base,
+    set_lapic,
+    set_msr,
+    vector_bit,
+    vector_bits,
+    x2apic_api_flags,
 )
 
-APIC_BASE_DEFAULT = 0xFEE00000
-APIC_BASE_EN = 1 << 11
-APIC_BASE_EXTD = 1 << 10
-
-
-def _u32(page: ctypes.Array[ctypes.c_uint8], offset: int) -> int:
-    return int.from_bytes(bytes(page[offset:offset + 4]), "little")
-
-
-def _set_u32(page: ctypes.Array[ctypes.c_uint8], offset: int, value: int) -> None:
-    page[offset:offset + 4] = list(value.to_bytes(4, "little"))
-
-
-def _vector_bits(page: bytes, base: int) -> int:
-    """The 256-bit IRR/ISR/TMR bitmap at ``base`` (eight 32-bit words, 16 bytes apart) as one integer."""
-    return int.from_bytes(b"".join(page[base + 0x10 * i:base + 0x10 * i + 4] for i in range(8)), "little")
+# MSI fields the three-ioctl path reads (kvm-routing.md §5).
+_MSI_DEST = MSI_ADDRESS_LAYOUT.field("dest")
+_MSI_LOGICAL_OR_RH = MSI_ADDRESS_LAYOUT.field("dest_mode").mask | MSI_ADDRESS_LAYOUT.field("redirection_hint").mask
+_MSI_DELIVERY = MSI_DATA_LAYOUT.field("delivery").mask
+_MSI_VECTOR = MSI_DATA_LAYOUT.field("vector").mask
 
 
 def _tmr_bit(page: bytes, vector: int) -> bool:
-    return bool(page[s.APIC_TMR + 0x10 * (vector >> 5) + ((vector & 31) >> 3)] >> (vector & 7) & 1)
+    return vector_bit(page, s.APIC_TMR, vector)
 
 
 # Where each delivery mode's effect shows (kvm-routing.md §9): the register page (IRR/TMR), the
@@ -82,16 +76,17 @@ _CHANNELS_BY_MODE = {
 
 
 def _raw_delivery(injection: Injection) -> tuple[DeliveryMode, bool]:
-    """(delivery mode, lowest-priority by RH) read straight from the raw encoding."""
+    """(delivery mode, lowest-priority by RH) of the raw encoding, before any engine's decoding."""
     match injection:
         case MsiInjection(address_lo=lo, data=data):
-            return DeliveryMode((data >> 8) & 7), bool(lo & (1 << 3))
+            return MsiData.from_value(data).delivery, MsiAddress.from_value(lo).redirection_hint
         case IcrInjection(icr=icr):
-            return DeliveryMode((icr >> 8) & 7), False
+            # The delivery mode sits in bits 10:8 of the low word in both the xAPIC and x2APIC ICR.
+            return DeliveryMode(XAPIC_ICR_LAYOUT.get(icr & 0xFFFFFFFF, "delivery")), False
         case SelfIpiInjection():
             return DeliveryMode.FIXED, False
         case IoapicInjection(rte=rte):
-            return DeliveryMode((rte >> 8) & 7), False
+            return DeliveryMode(RTE_LAYOUT.get(rte, "delivery")), False
     raise TypeError(injection)
 
 
@@ -115,16 +110,18 @@ class _VcpuHandle:
 class _RealVm:
     """One VM on /dev/kvm with a fixed list of vCPU ids (in creation order) and sticky flags."""
 
-    vm_fd: int
+    raw: RawVm
     flags: int
     vcpus: list[_VcpuHandle] = field(default_factory=list)
     ioapic_baseline: s.KvmIrqchip | None = None
 
+    @property
+    def vm_fd(self) -> int:
+        return self.raw.fd
+
     def close(self) -> None:
-        for v in self.vcpus:
-            os.close(v.fd)
         self.vcpus.clear()
-        os.close(self.vm_fd)
+        self.raw.close()
 
 
 class KvmEngine(Closing):
@@ -133,13 +130,12 @@ class KvmEngine(Closing):
     name = "kvm"
 
     def __init__(self, cache_size: int = 4) -> None:
-        self._kvm_fd = open_kvm()
-        self._max_vcpus = check_extension(self._kvm_fd, s.KVM_CAP_MAX_VCPUS)
-        self._max_vcpu_id = check_extension(self._kvm_fd, s.KVM_CAP_MAX_VCPU_ID)
-        self._x2apic_api = check_extension(self._kvm_fd, s.KVM_CAP_X2APIC_API)
-        self.smm = bool(check_extension(self._kvm_fd, s.KVM_CAP_X86_SMM))
+        self._system = KvmSystem()
+        self._max_vcpus = self._system.max_vcpus
+        self._max_vcpu_id = self._system.max_vcpu_id
+        self._x2apic_api = self._system.x2apic_api
+        self.smm = self._system.smm
         self.vector_hashing = vector_hashing()
-        self._cpuid = supported_cpuid_with_x2apic(self._kvm_fd)
         self._cache: dict[tuple[tuple[int, ...], int], _RealVm] = {}
         self._cache_size = cache_size
         self._raise_fd_limit()
@@ -153,22 +149,20 @@ class KvmEngine(Closing):
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
 
     def _create(self, ids: tuple[int, ...], flags: int) -> _RealVm:
-        vm_fd = ioctl_int(self._kvm_fd, s.KVM_CREATE_VM, 0)
-        real = _RealVm(vm_fd, flags)
+        raw = self._system.create_vm()
+        real = _RealVm(raw, flags)
+        vm_fd = raw.fd
         try:
             # Make no vCPU the BSP: an INIT then moves every target to INIT_RECEIVED, which is
             # how the host observes it (a BSP would stay RUNNABLE; kvm-routing.md §6.4).
             spare = next(i for i in range(self._max_vcpu_id - 1, -1, -1) if i not in ids)
-            ioctl_int(vm_fd, s.KVM_SET_BOOT_CPU_ID, spare)
-            ioctl_int(vm_fd, s.KVM_CREATE_IRQCHIP)
+            raw.set_boot_cpu_id(spare)
+            raw.create_irqchip()
             if flags:
-                cap = s.KvmEnableCap(cap=s.KVM_CAP_X2APIC_API)
-                cap.args[0] = flags
-                ioctl_ptr(vm_fd, s.KVM_ENABLE_CAP, cap)
+                raw.enable_x2apic_api(flags)
             for vid in ids:
-                fd = ioctl_int(vm_fd, s.KVM_CREATE_VCPU, vid)
+                fd = raw.create_vcpu(vid)
                 real.vcpus.append(_VcpuHandle(vid, fd))
-                ioctl_ptr(fd, s.KVM_SET_CPUID2, self._cpuid)
                 mp = s.KvmMpState()
                 ioctl_ptr(fd, s.KVM_GET_MP_STATE, mp)
                 real.vcpus[-1].mp_state = mp.mp_state
@@ -182,8 +176,7 @@ class KvmEngine(Closing):
 
     def _vm_for(self, vm: VmState) -> _RealVm:
         ids = vm.vcpu_ids
-        flags = (s.X2APIC_API_USE_32BIT_IDS if vm.use_32bit_ids else 0) | \
-                (s.X2APIC_API_DISABLE_BROADCAST_QUIRK if vm.disable_broadcast_quirk else 0)
+        flags = x2apic_api_flags(vm.use_32bit_ids, vm.disable_broadcast_quirk)
         if len(ids) > self._max_vcpus:
             raise NotExpressible(f"{len(ids)} vCPUs; this host allows {self._max_vcpus}")
         if max(ids) >= self._max_vcpu_id:
@@ -208,57 +201,34 @@ class KvmEngine(Closing):
         return KvmVm(self, real, vm)
 
     def _apply(self, real: _RealVm, handle: _VcpuHandle, vcpu: Vcpu, vm: VmState) -> None:
-        base = APIC_BASE_DEFAULT
-        if vcpu.mode is not ApicMode.DISABLED:
-            base |= APIC_BASE_EN
-        if vcpu.mode is ApicMode.X2APIC:
-            base |= APIC_BASE_EXTD
-        set_msr(handle.fd, s.MSR_IA32_APICBASE, base, "IA32_APIC_BASE")
-        lapic = s.KvmLapicState()
-        ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, lapic)
-        page = lapic.regs
+        set_apic_base(handle.fd, vcpu.mode)
+        page = get_lapic(handle.fd, LapicPage())
         if vcpu.mode is ApicMode.X2APIC:
             # With x2apic_format the buffer ID must equal vcpu_id; without it the xAPIC-format
             # ID is ignored (v6.11+) and the LDR is derived by KVM either way (§1.9).
-            _set_u32(page, s.APIC_ID, vcpu.vcpu_id if vm.use_32bit_ids else (vcpu.vcpu_id & 0xFF) << 24)
+            page.write_x2apic_id(vcpu.vcpu_id, vm.use_32bit_ids)
         else:
-            _set_u32(page, s.APIC_ID, vcpu.xapic_id << 24)
-            _set_u32(page, s.APIC_LDR, vcpu.ldr)
-            _set_u32(page, s.APIC_DFR, vcpu.dfr)
-        _set_u32(page, s.APIC_SPIV, 0x1FF if vcpu.sw_enabled else 0xFF)
-        _set_u32(page, s.APIC_TASKPRI, vcpu.tpr)
-        for base_off in (s.APIC_ISR, s.APIC_TMR, s.APIC_IRR):
-            for i in range(8):
-                _set_u32(page, base_off + 0x10 * i, 0)
-        ioctl_ptr(handle.fd, s.KVM_SET_LAPIC, lapic)
-        ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, lapic)
-        handle.baseline = bytes(lapic.regs)
-        handle.baseline_state = s.KvmLapicState.from_buffer_copy(lapic)
+            page.write_xapic(xapic_id=vcpu.xapic_id, ldr=vcpu.ldr, dfr=vcpu.dfr)
+        page.write_svr(vcpu.sw_enabled)
+        page.write_tpr(vcpu.tpr)
+        page.clear_vectors()
+        set_lapic(handle.fd, page)
+        get_lapic(handle.fd, page)
+        handle.baseline = page.bytes()
+        handle.baseline_state = s.KvmLapicState.from_buffer_copy(page.state)
         handle.baseline_irr = handle.baseline[s.APIC_IRR:s.APIC_IRR + 0x80]
-        handle.baseline_irr_bits = _vector_bits(handle.baseline, s.APIC_IRR)
+        handle.baseline_irr_bits = vector_bits(handle.baseline, s.APIC_IRR)
         handle.applied = vcpu
 
     def close(self) -> None:
         for real in self._cache.values():
             real.close()
         self._cache.clear()
-        if self._kvm_fd >= 0:
-            os.close(self._kvm_fd)
-            self._kvm_fd = -1
+        self._system.close()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
-
-
-def set_msr(fd: int, index: int, value: int, what: str) -> bool:
-    msrs = s.KvmMsrs1(nmsrs=1)
-    msrs.entries[0].index = index
-    msrs.entries[0].data = value
-    written = ioctl_ptr(fd, s.KVM_SET_MSRS, msrs)
-    if written != 1 and index == s.MSR_IA32_APICBASE:
-        raise KvmIoctlError("KVM_SET_MSRS", errno.EINVAL, f"{what} = {value:#x} was refused")
-    return written == 1
 
 
 class KvmVm(PreparedBase):
@@ -346,9 +316,9 @@ class KvmVm(PreparedBase):
         vector's IRR bit appeared there, write the baseline back. Anything else: restore every
         vCPU and return None, so that ``deliver`` sends it again the general way."""
         lo, data = injection.address_lo, injection.data
-        if lo & 0xC or data & 0x700:  # logical, RH, or not FIXED
+        if lo & _MSI_LOGICAL_OR_RH or data & _MSI_DELIVERY:  # logical, RH, or not FIXED
             return None
-        dest = (lo >> 12) & 0xFF
+        dest = (lo & _MSI_DEST.mask) >> _MSI_DEST.lo
         if self._vm.use_32bit_ids:
             if injection.address_hi & 0xFF:
                 return None
@@ -368,7 +338,7 @@ class KvmVm(PreparedBase):
         lapic = self._lapic
         if _ioctl(handle.fd, s.KVM_GET_LAPIC, self._lapic_ref) < 0:
             ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, lapic)  # raises with the errno
-        vector = data & 0xFF
+        vector = data & _MSI_VECTOR
         at = 0x10 * (vector >> 5) + ((vector & 31) >> 3)
         irr = ctypes.string_at(ctypes.addressof(lapic) + s.APIC_IRR, 0x80)
         base = handle.baseline_irr
@@ -439,7 +409,7 @@ class KvmVm(PreparedBase):
                 ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, lapic)
                 if ctypes.string_at(address, 0x80) != handle.baseline_irr:
                     page = bytes(lapic.regs)
-                    changed[handle.vcpu_id] = (_vector_bits(page, s.APIC_IRR) & ~handle.baseline_irr_bits, page)
+                    changed[handle.vcpu_id] = (vector_bits(page, s.APIC_IRR) & ~handle.baseline_irr_bits, page)
         finally:
             # One write of the baseline per changed vCPU; after LOWEST every vCPU (KVM_SET_LAPIC
             # is also what resets apic_arb_prio, as the one-by-one path does).
@@ -535,7 +505,7 @@ class KvmVm(PreparedBase):
         handles = self._real.vcpus
         if not isinstance(injection, MsiInjection) or injection.address_lo & (1 << 2):
             return handles
-        dest = (injection.address_lo >> 12) & 0xFF | injection.address_hi & 0xFFFFFF00
+        dest = MSI_ADDRESS_LAYOUT.get(injection.address_lo, "dest") | injection.address_hi & 0xFFFFFF00
         first = self._by_dest.get(dest) or self._by_dest.get(dest & 0xFF)
         if not first:
             return handles
@@ -557,7 +527,7 @@ class KvmVm(PreparedBase):
             irr = ctypes.string_at(ctypes.addressof(self._lapic) + s.APIC_IRR, 0x80)
             if irr != handle.baseline_irr:
                 page = bytes(self._lapic.regs)
-                new_irr = _vector_bits(page, s.APIC_IRR) & ~handle.baseline_irr_bits
+                new_irr = vector_bits(page, s.APIC_IRR) & ~handle.baseline_irr_bits
                 while new_irr:
                     v = (new_irr & -new_irr).bit_length() - 1
                     new_irr &= new_irr - 1
