@@ -30,7 +30,7 @@ from apicmap.encoding.apic_base import ApicMode
 from apicmap.encoding.icr import XAPIC_ICR_LAYOUT
 from apicmap.encoding.ioapic import RTE_LAYOUT
 from apicmap.encoding.kinds import DeliveryMode
-from apicmap.encoding.msi import MSI_ADDRESS_LAYOUT, MSI_DATA_LAYOUT, MsiAddress, MsiData
+from apicmap.encoding.msi import MSI_ADDRESS_LAYOUT, MSI_DATA_LAYOUT
 from apicmap.errors import NotExpressible
 from apicmap.kvm import abi as s
 from apicmap.kvm.host import vector_hashing
@@ -75,18 +75,27 @@ _CHANNELS_BY_MODE = {
 }
 
 
+_RTE_DELIVERY = RTE_LAYOUT.field("delivery")
+_ICR_DELIVERY = XAPIC_ICR_LAYOUT.field("delivery")  # bits 10:8 of the low word, xAPIC and x2APIC alike
+_MSI_DELIVERY_FIELD = MSI_DATA_LAYOUT.field("delivery")
+_MSI_RH = MSI_ADDRESS_LAYOUT.field("redirection_hint").mask
+
+
 def _raw_delivery(injection: Injection) -> tuple[DeliveryMode, bool]:
-    """(delivery mode, lowest-priority by RH) of the raw encoding, before any engine's decoding."""
+    """(delivery mode, lowest-priority by RH) of the raw encoding, before any engine's decoding,
+    read with the encoding layouts' fields."""
     match injection:
         case MsiInjection(address_lo=lo, data=data):
-            return MsiData.from_value(data).delivery, MsiAddress.from_value(lo).redirection_hint
+            f = _MSI_DELIVERY_FIELD
+            return DeliveryMode((data & f.mask) >> f.lo), bool(lo & _MSI_RH)
         case IcrInjection(icr=icr):
-            # The delivery mode sits in bits 10:8 of the low word in both the xAPIC and x2APIC ICR.
-            return DeliveryMode(XAPIC_ICR_LAYOUT.get(icr & 0xFFFFFFFF, "delivery")), False
+            f = _ICR_DELIVERY
+            return DeliveryMode((icr & f.mask) >> f.lo), False
         case SelfIpiInjection():
             return DeliveryMode.FIXED, False
         case IoapicInjection(rte=rte):
-            return DeliveryMode(RTE_LAYOUT.get(rte, "delivery")), False
+            f = _RTE_DELIVERY
+            return DeliveryMode((rte & f.mask) >> f.lo), False
     raise TypeError(injection)
 
 
@@ -432,8 +441,7 @@ class KvmVm(PreparedBase):
                 results.append((position, self.deliver(injection)))
                 continue
             receivers = tuple(sorted({e.vcpu_id for e in effects}))
-            results.append((position, Outcome(engine="kvm", receivers=receivers, effects=tuple(effects),
-                                              result=result)))
+            results.append((position, quick_outcome("kvm", receivers, tuple(effects), result)))
         return results
 
     def _check_expressible(self, injection: Injection, mode: DeliveryMode, rh: bool) -> None:
