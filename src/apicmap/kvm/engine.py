@@ -48,7 +48,7 @@ from apicmap.kvm.vm import (
     x2apic_api_flags,
 )
 
-# MSI fields the three-ioctl path reads (kvm-routing.md §5).
+# MSI fields the three-ioctl path reads, as kvm_set_msi_irq does.
 _MSI_DEST = MSI_ADDRESS_LAYOUT.field("dest")
 _MSI_LOGICAL_OR_RH = MSI_ADDRESS_LAYOUT.field("dest_mode").mask | MSI_ADDRESS_LAYOUT.field("redirection_hint").mask
 _MSI_DELIVERY = MSI_DATA_LAYOUT.field("delivery").mask

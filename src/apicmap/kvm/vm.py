@@ -63,7 +63,7 @@ class LapicPage:
         self.set_u32(s.APIC_DFR, dfr)
 
     def write_x2apic_id(self, vcpu_id: int, x2apic_format: bool) -> None:
-        """With x2apic_format the buffer holds the full ID, else the xAPIC-format byte (§1.9)."""
+        """With x2apic_format the buffer holds the full ID, else the xAPIC-format byte (kvm_apic_state_fixup)."""
         self.set_u32(s.APIC_ID, vcpu_id if x2apic_format else (vcpu_id & 0xFF) << 24)
 
     def write_svr(self, sw_enabled: bool) -> None:
