@@ -116,33 +116,27 @@ class VmIndex:
         vcpus = vm.vcpus
         self.ids = ids = tuple(v.vcpu_id for v in vcpus)
         self.ids_sorted = all(a < b for a, b in itertools.pairwise(ids))
-        present = sw = x2 = xapic = 0
         by_id: dict[int, int] = {}
         by_xapic_id = [0] * 256
         x2_clusters: dict[int, list[int]] = {}
         flat_bits = [0] * 8
         cluster_bits = [[0] * 4 for _ in range(16)]
-        # Classes of targets for acceptance: (x2APIC mode, software enabled).
-        class_members = [0, 0, 0, 0]
+        # Classes of targets for acceptance: 2 * (x2APIC mode) + (software enabled); -1: not present.
+        class_of = [-1] * len(vcpus)
         for i, v in enumerate(vcpus):
             bit = 1 << i
             if not v.present:
                 continue
-            present |= bit
             by_id[v.vcpu_id] = bit
-            if v.sw_enabled:
-                sw |= bit
             is_x2 = v.mode is ApicMode.X2APIC
-            class_members[is_x2 * 2 + v.sw_enabled] |= bit
+            class_of[i] = is_x2 * 2 + v.sw_enabled
             if is_x2:
-                x2 |= bit
                 # kvm_apic_match_logical_addr, x2APIC: cluster LDR[31:16], member bit in LDR[15:0].
                 ldr = v.effective_ldr
                 row = x2_clusters.setdefault(ldr >> 16, [0] * 16)
                 for b in set_bits(ldr & 0xFFFF):
                     row[b] |= bit
                 continue
-            xapic |= bit
             by_xapic_id[v.xapic_id] |= bit
             logical_id = (v.ldr >> 24) & 0xFF
             if v.dfr == DFR_FLAT:
@@ -151,6 +145,11 @@ class VmIndex:
             elif v.dfr == DFR_CLUSTER:
                 for b in set_bits(logical_id & 0xF):
                     cluster_bits[logical_id >> 4][b] |= bit
+        class_members = [_mask([c == k for c in class_of]) for k in range(4)]
+        present = class_members[0] | class_members[1] | class_members[2] | class_members[3]
+        sw = class_members[1] | class_members[3]
+        x2 = class_members[2] | class_members[3]
+        xapic = class_members[0] | class_members[1]
         self.present, self.sw, self.x2, self.xapic = present, sw, x2, xapic
         self.by_id = by_id
         self.by_xapic_id = by_xapic_id
@@ -173,8 +172,7 @@ class VmIndex:
         self.x2_source = tuple(v.mode is ApicMode.X2APIC for v in vcpus)
         self.quirk = not vm.disable_broadcast_quirk
         self.one_ids = tuple((vid,) for vid in ids)
-        self.class_of = tuple(next((c for c, m in enumerate(class_members) if m >> i & 1), -1)
-                              for i in range(len(ids)))
+        self.class_of = tuple(class_of)
         self.use32 = vm.use_32bit_ids
         self.no_target = policy.fast_path_no_target_result
         self._msi_rules: dict[int, tuple[tuple[EffectKind | None, int, bool], ...]] = {}
@@ -285,6 +283,11 @@ class VmIndex:
             for b in set_bits(dest & 0xF):
                 x2_part |= row4[b]
         return x2_part
+
+
+def _mask(flags: list[bool]) -> int:
+    """Bit i set where ``flags[i]``, parsed from one digit string (OR-ing n growing ints is quadratic)."""
+    return int("".join("1" if f else "0" for f in reversed(flags)) or "0", 2)
 
 
 # A resolution: (r, receivers as sorted vcpu_ids, effects).
