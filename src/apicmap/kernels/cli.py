@@ -65,7 +65,8 @@ def add_on_option(parser: argparse.ArgumentParser) -> None:
     """``--on KERNEL`` (and ``--on-modules DIR``, ``--boot-timeout S``) for commands that run the kvm engine."""
     parser.add_argument("--on", metavar="KERNEL", help=f"run the kvm engine inside a booted kernel: {ALLOWED_FORMS}")
     parser.add_argument("--on-modules", metavar="DIR", help="modules directory for --on with an image path")
-    parser.add_argument("--boot-timeout", type=float, default=DEFAULT_BOOT_TIMEOUT, metavar="S")
+    parser.add_argument("--boot-timeout", type=float, default=DEFAULT_BOOT_TIMEOUT, metavar="S",
+                        help="seconds the booted kernel may take to answer")
 
 
 @contextmanager
