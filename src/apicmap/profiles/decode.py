@@ -43,8 +43,11 @@ def decode_for_peer(injection: Injection, vm: VmState, policy: PeerPolicy) -> tu
                 dest, width = dest | address.ext_dest << 8, 32  # 15 bits: no all-ones form
             elif rule is MsiDecode.BITS_8_LOGICAL_NEEDS_RH and not address.redirection_hint:
                 dest_mode = DestMode.PHYSICAL  # "if RH is 0, the DM bit is ignored"
-            note = because(Code.PEER_NOTE_MSI_DECODE, rule=rule.value, dest=dest,
-                           logical=dest_mode is DestMode.LOGICAL)
+            # A note only where the peer's reading differs from the plain 8-bit one.
+            note = None
+            if dest != address.dest or dest_mode is not address.dest_mode:
+                note = because(Code.PEER_NOTE_MSI_DECODE, rule=rule.value, dest=dest,
+                               logical=dest_mode is DestMode.LOGICAL)
             message = Message(vector=data.vector, delivery=data.delivery,
                               dest=destination(Shorthand.NONE, dest, dest_mode, width), trigger=data.trigger,
                               level=data.level if data.trigger is Trigger.LEVEL else True,

@@ -231,9 +231,17 @@ class ProfileVm(PreparedBase):
             return broadcast[0], broadcast[1], other
         if dest_mode is DestMode.PHYSICAL:
             verdict, why = self._physical(v, dest)
-            return verdict, why, _Kind.ID
-        verdict, why = self._logical(v, dest)
-        return verdict, why, other
+            kind = _Kind.ID
+        else:
+            verdict, why = self._logical(v, dest)
+            kind = other
+        if dest in (XAPIC_BROADCAST, X2APIC_BROADCAST):
+            # All ones, yet not a broadcast for this APIC under the peer's rules: say whose rule.
+            rule = (self.policy.broadcast_decider.name if dest_mode is DestMode.PHYSICAL
+                    else self.policy.logical_broadcast.name)
+            why = because(Code.BOTH, first=because(Code.PEER_NOT_BROADCAST, dest=dest, rule=rule.lower(),
+                                                    logical=dest_mode is DestMode.LOGICAL), then=why)
+        return verdict, why, kind
 
     def _broadcast(self, v: Vcpu, message: Message, source: Vcpu | None, dest: int,
                    dest_mode: DestMode) -> tuple[Verdict, Reason] | None:
@@ -277,11 +285,12 @@ class ProfileVm(PreparedBase):
             ident = self.x2apic_id(v)
             ok = dest == ident
             return (ACCEPTED if ok else NOT_ACCEPTED), because(Code.PEER_PHYSICAL, dest=dest, id=ident, x2apic=True,
+                                                               rule=self.policy.x2apic_id.name.lower(),
                                                                matched=ok)
         if dest <= 0xFF:
             ok = dest == v.xapic_id
             return (ACCEPTED if ok else NOT_ACCEPTED), because(Code.PEER_PHYSICAL, dest=dest, id=v.xapic_id,
-                                                               x2apic=False, matched=ok)
+                                                               x2apic=False, rule=None, matched=ok)
         rule = self.policy.wide_dest_xapic
         if rule is WideDest.COMPARE_FULL_ID:
             ident = self.x2apic_id(v)
@@ -304,7 +313,8 @@ class ProfileVm(PreparedBase):
             ldr = x2apic_ldr(self.x2apic_id(v))
             ok = (ldr >> 16) == (mda >> 16) and (ldr & mda & 0xFFFF) != 0
             return (ACCEPTED if ok else NOT_ACCEPTED), because(Code.PEER_LOGICAL_X2APIC, cluster=ldr >> 16,
-                                                               mask=ldr & 0xFFFF, mda=mda, matched=ok)
+                                                               mask=ldr & 0xFFFF, mda=mda,
+                                                               rule=self.policy.x2apic_id.name.lower(), matched=ok)
         if mda > 0xFF:
             if policy.wide_dest_xapic is not WideDest.TRUNCATE:
                 return NOT_ACCEPTED, because(Code.PEER_LOGICAL_TOO_WIDE, mda=mda)
@@ -396,9 +406,12 @@ class ProfileVm(PreparedBase):
         """(lowest priority applies, a rule that decides the whole set instead)."""
         policy = self.policy
         lowest = message.delivery is DeliveryMode.LOWEST
-        if not lowest and message.redirection_hint and message.origin is Origin.MSI and policy.rh_means_lowest:
-            lowest = True
-            notes.append(because(Code.PEER_RH_LOWEST))
+        if not lowest and message.redirection_hint and message.origin is Origin.MSI:
+            if policy.rh_means_lowest:
+                lowest = True
+                notes.append(because(Code.PEER_RH_LOWEST))
+            else:
+                notes.append(because(Code.PEER_RH_IGNORED))
         if not lowest:
             return False, None
         if message.origin is Origin.IPI:

@@ -282,7 +282,8 @@ QEMU_7_2 = PeerPolicy(
     logical_scope=LogicalScope.PER_RECEIVER, xapic_cluster=XapicCluster.SUPPORTED, cluster_f=ClusterF.NO_MEANING,
     bad_dfr=BadDfr.NO_MATCH, logical_scan_stops_at_gap=True, lowest_priority=LowestPriority.FIRST_LOWEST_ID,
     lowest_skips_sw_disabled=False, physical_lowest=PhysicalLowest.ARBITRATE, lowest_ipi=LowestIpi.ARBITRATE,
-    rh_means_lowest=False, msi_decode=MsiDecode.BITS_8, sw_disabled_fixed=SwDisabledFixed.ACCEPTED, illegal_vector=IllegalVector.ACCEPTED,
+    rh_means_lowest=False, msi_decode=MsiDecode.BITS_8, sw_disabled_fixed=SwDisabledFixed.ACCEPTED,
+    illegal_vector=IllegalVector.ACCEPTED,
     level_ipi=LevelIpi.DELIVERED, self_target=SelfTarget.VCPU_AT_CURRENT_ID, smi=Smi.ACCEPTED,
 )
 
@@ -294,7 +295,8 @@ QEMU_9_0 = PeerPolicy(
     physical_aliasing=Aliasing.ALL, wide_dest_xapic=WideDest.TRUNCATE,
     broadcast_decider=BroadcastDecider.HYBRID, logical_broadcast=LogicalBroadcast.X2APIC_ONLY,
     logical_scope=LogicalScope.PER_RECEIVER, xapic_cluster=XapicCluster.SUPPORTED, cluster_f=ClusterF.ALL_CLUSTERS,
-    bad_dfr=BadDfr.NO_MATCH, logical_scan_stops_at_gap=False, lowest_priority=LowestPriority.FIRST_LOWEST_ID, lowest_skips_sw_disabled=False,
+    bad_dfr=BadDfr.NO_MATCH, logical_scan_stops_at_gap=False,
+    lowest_priority=LowestPriority.FIRST_LOWEST_ID, lowest_skips_sw_disabled=False,
     physical_lowest=PhysicalLowest.ARBITRATE, lowest_ipi=LowestIpi.ARBITRATE, rh_means_lowest=False,
     msi_decode=MsiDecode.ADDRESS_HI, sw_disabled_fixed=SwDisabledFixed.ACCEPTED,
     illegal_vector=IllegalVector.ACCEPTED, level_ipi=LevelIpi.DELIVERED, self_target=SelfTarget.VCPU_AT_CURRENT_ID,
@@ -312,7 +314,8 @@ XEN = PeerPolicy(
     physical_aliasing=Aliasing.ALL, wide_dest_xapic=WideDest.NO_MATCH,
     broadcast_decider=BroadcastDecider.RECEIVER, logical_broadcast=LogicalBroadcast.NONE,
     logical_scope=LogicalScope.PER_RECEIVER, xapic_cluster=XapicCluster.SUPPORTED, cluster_f=ClusterF.NO_MEANING,
-    bad_dfr=BadDfr.NO_MATCH, logical_scan_stops_at_gap=False, lowest_priority=LowestPriority.ROUND_ROBIN_MIN_PPR, lowest_skips_sw_disabled=True,
+    bad_dfr=BadDfr.NO_MATCH, logical_scan_stops_at_gap=False,
+    lowest_priority=LowestPriority.ROUND_ROBIN_MIN_PPR, lowest_skips_sw_disabled=True,
     physical_lowest=PhysicalLowest.ARBITRATE, lowest_ipi=LowestIpi.ARBITRATE, rh_means_lowest=False,
     msi_decode=MsiDecode.BITS_8, sw_disabled_fixed=SwDisabledFixed.DROPPED, illegal_vector=IllegalVector.DROPPED,
     level_ipi=LevelIpi.UNDEFINED, self_target=SelfTarget.SENDER, smi=Smi.IGNORED,
@@ -323,7 +326,8 @@ _BHYVE_COMMON = dict(
     physical_aliasing=Aliasing.IMPOSSIBLE, wide_dest_xapic=WideDest.NO_MATCH,
     broadcast_decider=BroadcastDecider.SENDER, logical_broadcast=LogicalBroadcast.ALL_ONES,
     logical_scope=LogicalScope.PER_RECEIVER, xapic_cluster=XapicCluster.SUPPORTED, cluster_f=ClusterF.NO_MEANING,
-    bad_dfr=BadDfr.NO_MATCH, logical_scan_stops_at_gap=False, lowest_priority=LowestPriority.FIRST_LOWEST_ID, lowest_skips_sw_disabled=False,
+    bad_dfr=BadDfr.NO_MATCH, logical_scan_stops_at_gap=False,
+    lowest_priority=LowestPriority.FIRST_LOWEST_ID, lowest_skips_sw_disabled=False,
     physical_lowest=PhysicalLowest.ARBITRATE, lowest_ipi=LowestIpi.UNDEFINED, rh_means_lowest=False,
     sw_disabled_fixed=SwDisabledFixed.DROPPED, illegal_vector=IllegalVector.DROPPED,
     level_ipi=LevelIpi.UNDEFINED, self_target=SelfTarget.SENDER, smi=Smi.UNDEFINED,
@@ -353,14 +357,16 @@ BHYVE_ILLUMOS = PeerPolicy(
 CROSVM = PeerPolicy(
     name="crosvm", version="2025", since=(2025, 0),
     summary="crosvm userspace irqchip: xAPIC only, flat logical only, minimum PPR with ties to the last",
-    sources=(Source("google/crosvm", "f1e797a68dad", ("devices/src/irqchip/apic.rs", "devices/src/irqchip/userspace.rs"),
+    sources=(Source("google/crosvm", "f1e797a68dad",
+                    ("devices/src/irqchip/apic.rs", "devices/src/irqchip/userspace.rs"),
                     ("Apic::match_dest", "matches_logical_address", "single_dest_fast", "send_irq_to_apics",
                      "TryFrom<&MsiAddressMessage>")),),
     x2apic_supported=False, x2apic_id=X2apicId.VCPU_ID,
     physical_aliasing=Aliasing.IMPOSSIBLE, wide_dest_xapic=WideDest.NO_MATCH,
     broadcast_decider=BroadcastDecider.RECEIVER, logical_broadcast=LogicalBroadcast.NONE,
     logical_scope=LogicalScope.PER_RECEIVER, xapic_cluster=XapicCluster.UNSUPPORTED, cluster_f=ClusterF.NO_MEANING,
-    bad_dfr=BadDfr.NO_MATCH, logical_scan_stops_at_gap=False, lowest_priority=LowestPriority.MIN_PPR_TIES_LAST, lowest_skips_sw_disabled=False,
+    bad_dfr=BadDfr.NO_MATCH, logical_scan_stops_at_gap=False,
+    lowest_priority=LowestPriority.MIN_PPR_TIES_LAST, lowest_skips_sw_disabled=False,
     physical_lowest=PhysicalLowest.ARBITRATE, lowest_ipi=LowestIpi.ARBITRATE, rh_means_lowest=False,
     msi_decode=MsiDecode.BITS_8, sw_disabled_fixed=SwDisabledFixed.ACCEPTED, illegal_vector=IllegalVector.ACCEPTED,
     level_ipi=LevelIpi.UNDEFINED, self_target=SelfTarget.SENDER, smi=Smi.UNDEFINED,
@@ -377,7 +383,8 @@ OPENVMM = PeerPolicy(
     physical_aliasing=Aliasing.IMPOSSIBLE, wide_dest_xapic=WideDest.COMPARE_FULL_ID,
     broadcast_decider=BroadcastDecider.SENDER_IPI_VM_MSI, logical_broadcast=LogicalBroadcast.ALL_ONES,
     logical_scope=LogicalScope.GLOBAL, xapic_cluster=XapicCluster.SUPPORTED, cluster_f=ClusterF.NO_MEANING,
-    bad_dfr=BadDfr.NO_MATCH, logical_scan_stops_at_gap=False, lowest_priority=LowestPriority.FIRST_LOWEST_ID, lowest_skips_sw_disabled=True,
+    bad_dfr=BadDfr.NO_MATCH, logical_scan_stops_at_gap=False,
+    lowest_priority=LowestPriority.FIRST_LOWEST_ID, lowest_skips_sw_disabled=True,
     physical_lowest=PhysicalLowest.ARBITRATE, lowest_ipi=LowestIpi.DROP_FROM_X2APIC, rh_means_lowest=False,
     msi_decode=MsiDecode.EXT_DEST_11_5, sw_disabled_fixed=SwDisabledFixed.DROPPED,
     illegal_vector=IllegalVector.DROPPED, level_ipi=LevelIpi.UNDEFINED, self_target=SelfTarget.SENDER,
@@ -393,7 +400,8 @@ VIRTUALBOX = PeerPolicy(
     physical_aliasing=Aliasing.IMPOSSIBLE, wide_dest_xapic=WideDest.COMPARE_FULL_ID,
     broadcast_decider=BroadcastDecider.SENDER, logical_broadcast=LogicalBroadcast.ALL_ONES,
     logical_scope=LogicalScope.PER_RECEIVER, xapic_cluster=XapicCluster.SUPPORTED, cluster_f=ClusterF.NO_MEANING,
-    bad_dfr=BadDfr.NO_MATCH, logical_scan_stops_at_gap=False, lowest_priority=LowestPriority.MIN_TPR_TIES_HIGHEST, lowest_skips_sw_disabled=False,
+    bad_dfr=BadDfr.NO_MATCH, logical_scan_stops_at_gap=False,
+    lowest_priority=LowestPriority.MIN_TPR_TIES_HIGHEST, lowest_skips_sw_disabled=False,
     physical_lowest=PhysicalLowest.AS_FIXED, lowest_ipi=LowestIpi.ARBITRATE, rh_means_lowest=False,
     msi_decode=MsiDecode.BITS_8, sw_disabled_fixed=SwDisabledFixed.ACCEPTED, illegal_vector=IllegalVector.UNDEFINED,
     level_ipi=LevelIpi.ASSERT_ONLY, self_target=SelfTarget.SENDER, smi=Smi.ACCEPTED,
@@ -408,7 +416,8 @@ BOCHS = PeerPolicy(
     physical_aliasing=Aliasing.FIRST, wide_dest_xapic=WideDest.NO_MATCH,
     broadcast_decider=BroadcastDecider.LOW_BYTE, logical_broadcast=LogicalBroadcast.ALL_ONES,
     logical_scope=LogicalScope.PER_RECEIVER, xapic_cluster=XapicCluster.SUPPORTED, cluster_f=ClusterF.NO_MEANING,
-    bad_dfr=BadDfr.UNDEFINED, logical_scan_stops_at_gap=False, lowest_priority=LowestPriority.FOCUS_THEN_APR, lowest_skips_sw_disabled=False,
+    bad_dfr=BadDfr.UNDEFINED, logical_scan_stops_at_gap=False,
+    lowest_priority=LowestPriority.FOCUS_THEN_APR, lowest_skips_sw_disabled=False,
     physical_lowest=PhysicalLowest.DROP, lowest_ipi=LowestIpi.ARBITRATE, rh_means_lowest=False,
     msi_decode=MsiDecode.BITS_8, sw_disabled_fixed=SwDisabledFixed.DROPPED, illegal_vector=IllegalVector.DROPPED,
     level_ipi=LevelIpi.UNDEFINED, self_target=SelfTarget.SENDER, smi=Smi.ACCEPTED,
@@ -425,7 +434,8 @@ HYPERV = PeerPolicy(
     physical_aliasing=Aliasing.UNDEFINED, wide_dest_xapic=WideDest.NO_MATCH,
     broadcast_decider=BroadcastDecider.UNDEFINED_IF_MIXED, logical_broadcast=LogicalBroadcast.ALL_ONES,
     logical_scope=LogicalScope.PER_RECEIVER, xapic_cluster=XapicCluster.SUPPORTED, cluster_f=ClusterF.NO_MEANING,
-    bad_dfr=BadDfr.UNDEFINED, logical_scan_stops_at_gap=False, lowest_priority=LowestPriority.UNDEFINED, lowest_skips_sw_disabled=False,
+    bad_dfr=BadDfr.UNDEFINED, logical_scan_stops_at_gap=False,
+    lowest_priority=LowestPriority.UNDEFINED, lowest_skips_sw_disabled=False,
     physical_lowest=PhysicalLowest.ARBITRATE, lowest_ipi=LowestIpi.UNDEFINED, rh_means_lowest=False,
     msi_decode=MsiDecode.EXT_DEST_11_5, sw_disabled_fixed=SwDisabledFixed.DROPPED,
     illegal_vector=IllegalVector.UNDEFINED, level_ipi=LevelIpi.UNDEFINED, self_target=SelfTarget.SENDER,
@@ -534,10 +544,19 @@ def profile_for(text: str, where: str = "--profile") -> Policy:
     return chosen
 
 
+def every_profile() -> list[str]:
+    """Every row: the bare name for a peer's newest row, ``NAME@VERSION`` for its older ones."""
+    out: list[str] = []
+    for name, rows in PROFILES.items():
+        out += [f"{name}@{row.version}" for row in rows[:-1]]
+        out.append(name)
+    return out
+
+
 def profile_names(selection: str | None) -> list[str]:
-    """A comma-separated selection (``all`` or None = every profile), each name checked."""
+    """A comma-separated selection (``all`` or None = every row), each name checked."""
     if selection is None or selection.strip().lower() == "all":
-        return list(PROFILE_NAMES)
+        return every_profile()
     names = [part.strip() for part in selection.split(",") if part.strip()]
     for name in names:
         profile_for(name, "--profiles")

@@ -11,7 +11,6 @@ from apicmap.domain.reasons import Code, Reason
 
 RULE_OF_CODE: dict[Code, str] = {
     Code.PEER_SELF_BY_CURRENT_ID: "self_target",
-    Code.PEER_BROADCAST: "broadcast_decider",
     Code.PEER_BROADCAST_MIXED_UNDEFINED: "broadcast_decider",
     Code.PEER_PHYSICAL_WIDE: "wide_dest_xapic",
     Code.PEER_LOGICAL_CLUSTER: "cluster_f",
@@ -35,6 +34,7 @@ RULE_OF_CODE: dict[Code, str] = {
     Code.PEER_PHYSICAL_LP_DROPPED: "physical_lowest",
     Code.PEER_PHYSICAL_LP_AS_FIXED: "physical_lowest",
     Code.PEER_RH_LOWEST: "rh_means_lowest",
+    Code.PEER_RH_IGNORED: "rh_means_lowest",
     Code.PEER_SW_DISABLED_DROPPED: "sw_disabled_fixed",
     Code.PEER_SW_DISABLED_ACCEPTED: "sw_disabled_fixed",
     Code.PEER_ILLEGAL_VECTOR: "illegal_vector",
@@ -43,6 +43,10 @@ RULE_OF_CODE: dict[Code, str] = {
     Code.PEER_NOTE_MSI_DECODE: "msi_decode",
     # KVM model codes that carry a KVM rule of their own
     Code.HIDDEN_BY_MAP: "kvm:optimized map",
+    Code.NOTE_VECTOR_HASHING: "kvm:lowest priority",
+    Code.SLOT_HASHED: "kvm:lowest priority",
+    Code.SLOT_ARB_PRIO: "kvm:lowest priority",
+    Code.NOTE_BROADCAST_LOWEST_AS_FIXED: "kvm:lowest priority",
     Code.MATCH_PHYSICAL_HOTPLUG: "kvm:hotplug hack",
     Code.LP_CHOSEN: "kvm:lowest priority",
     Code.LP_NOT_CHOSEN: "kvm:lowest priority",
@@ -63,10 +67,12 @@ def rules_in(reason: Reason) -> list[str]:
         if rule is None and code is Code.PEER_NOTE_VMM:
             value = reason_arg(reason, code, "rule")
             rule = f"vmm:{value}" if value else None
+        if rule is None and code in (Code.PEER_BROADCAST, Code.PEER_NOT_BROADCAST):
+            logical = reason_arg(reason, code, "logical") == "True"
+            rule = "logical_broadcast" if logical else "broadcast_decider"
         if rule is None and code in (Code.PEER_PHYSICAL, Code.PEER_LOGICAL_X2APIC):
-            # Only x2APIC IDs follow a rule of their own (n or 2n); an xAPIC ID compare is architectural.
-            x2 = code is Code.PEER_LOGICAL_X2APIC or reason_arg(reason, code, "x2apic") == "True"
-            rule = "x2apic_id" if x2 else None
+            # Only an x2APIC ID other than n is a rule of its own; an xAPIC ID compare is architectural.
+            rule = "x2apic_id" if reason_arg(reason, code, "rule") == "twice_vcpu_id" else None
         if rule is not None and rule not in out:
             out.append(rule)
     return out
@@ -91,8 +97,8 @@ def rules_for_vcpus(explanation: Explanation | None, vcpus: set[int]) -> list[st
         return []
     out: list[str] = []
     for reason in explanation.notes:
-        if reason.code in (Code.PEER_ID_READONLY, Code.PEER_NOTE_MSI_DECODE):
-            continue  # per-vCPU reasons carry these where they matter
+        if reason.code is Code.PEER_ID_READONLY:
+            continue  # the per-vCPU reason carries it where it matters
         for rule in rules_in(reason):
             if rule not in out:
                 out.append(rule)
@@ -101,4 +107,6 @@ def rules_for_vcpus(explanation: Explanation | None, vcpus: set[int]) -> list[st
             for rule in rules_in(reason):
                 if rule not in out:
                     out.append(rule)
+    if "kvm:lowest priority" in out and "kvm:optimized map" in out:
+        out.remove("kvm:optimized map")  # the map holds the chosen target: that is the lowest-priority rule
     return out
