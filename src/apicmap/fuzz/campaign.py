@@ -72,8 +72,7 @@ class Campaign:
         return time.monotonic() - self.started
 
     def run(self) -> list[Finding]:
-        model_engine = ModelEngine(policy_for_release(self.kernel))
-        other, profile = self._other_engine()
+        model_engine, other, profile = self._engines()
         database: ExampleDatabase = (DirectoryBasedExampleDatabase(str(self.out / ".hypothesis"))
                                      if self.out else InMemoryExampleDatabase())
         if self.out:
@@ -86,7 +85,12 @@ class Campaign:
                 chunk += 1
         finally:
             other.close()
+            model_engine.close()
         return self.findings
+
+    def _engines(self) -> tuple[Engine, Engine, Profile]:
+        """(the engine on the left, the one it is judged against, what the strategies may generate)."""
+        return (ModelEngine(policy_for_release(self.kernel)), *self._other_engine())
 
     def _enough(self) -> bool:
         return self.max_findings is not None and len(self.findings) >= self.max_findings
@@ -100,7 +104,7 @@ class Campaign:
             return engine, Profile(vector_hashing=hashing, smm=engine.smm)
         return ArchEngine(), Profile(x2apic_sources_only=False, allow_remrd=True)
 
-    def _chunk(self, model_engine: ModelEngine, other: Engine, profile: Profile, database: ExampleDatabase,
+    def _chunk(self, model_engine: Engine, other: Engine, profile: Profile, database: ExampleDatabase,
                chunk_seed: int) -> None:
         campaign = self
 
@@ -122,12 +126,12 @@ class Campaign:
             for leaf in _leaves(matched):
                 self._record(leaf)
 
-    def _probe(self, model_engine: ModelEngine, other: Engine, vm: VmState, injections: list[Injection]) -> None:
+    def _probe(self, model_engine: Engine, other: Engine, vm: VmState, injections: list[Injection]) -> None:
         if self.elapsed > self.seconds or self._enough():
             return
         self.cases += 1
-        model_vm = model_engine.prepare(vm)
         try:
+            model_vm = model_engine.prepare(vm)
             other_vm = other.prepare(vm)
         except NotExpressible:
             self.skipped += 1
@@ -135,21 +139,24 @@ class Campaign:
         for injection in injections:
             try:
                 theirs = other_vm.deliver(injection)
+                ours = model_vm.deliver(injection)
             except NotExpressible:
                 self.skipped += 1
                 continue
-            ours = model_vm.deliver(injection)
             self.pairs += 1
             if self.progress is not None and self.pairs % 256 == 0:
                 self.progress(self)
             if self._agree(ours, theirs):
                 continue
             ours = model_vm.deliver(injection, explain=True)
-            sig, rule = signature(vm, injection, ours, theirs)
+            sig, rule = self._signature(vm, injection, ours, theirs)
             if sig in self._known or self._catalogued(vm, injection, ours, theirs):
                 continue
             self._first_seen.setdefault(sig, self.elapsed)
             raise _Divergence(Finding(sig, rule, vm, injection, ours, theirs, self.elapsed))
+
+    def _signature(self, vm: VmState, injection: Injection, ours: Outcome, theirs: Outcome) -> tuple[str, str]:
+        return signature(vm, injection, ours, theirs)
 
     def _agree(self, ours: Outcome, theirs: Outcome) -> bool:
         if self.against == "kvm":
