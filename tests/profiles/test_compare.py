@@ -68,5 +68,5 @@ def test_not_expressible_columns(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_unknown_profile_is_an_input_error() -> None:
-    with pytest.raises(InputError, match="^--profiles: unknown profile 'vmware' \\(allowed: kvm"):
+    with pytest.raises(InputError, match=r"^--profiles: unknown profile 'vmware' \(allowed: kvm"):
         run_compare([ALIASED], profiles=["kvm,vmware"], kernel=None, json=False)

@@ -10,7 +10,7 @@ import pytest
 
 from apicmap.domain.message import Injection, MsiInjection
 from apicmap.domain.outcome import Outcome
-from apicmap.domain.vm import DFR_CLUSTER, Vcpu, VmState
+from apicmap.domain.vm import Vcpu, VmState
 from apicmap.errors import NotExpressible
 from apicmap.profiles.engine import ProfileEngine
 from apicmap.profiles.policy import PROFILES, RULE_FIELDS, PeerPolicy
