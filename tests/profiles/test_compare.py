@@ -70,3 +70,18 @@ def test_not_expressible_columns(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unknown_profile_is_an_input_error() -> None:
     with pytest.raises(InputError, match=r"^--profiles: unknown profile 'vmware' \(allowed: kvm"):
         run_compare([ALIASED], profiles=["kvm,vmware"], kernel=None, json=False)
+
+
+def test_run_with_profile_checks_expectations_only_under_kvm() -> None:
+    from apicmap.app.profile_run import run_with_profile
+    from apicmap.app.runner import Check
+
+    scenario = load_scenario(ALIASED)
+    assert [r.check for r in run_with_profile(scenario, None)] == [Check.PASS] * 3
+    bochs = run_with_profile(scenario, "bochs", explain=True)
+    assert [r.outcome.receivers for r in bochs if r.outcome] == [(1,), (1,), (0,)]
+    assert {r.check for r in bochs} == {Check.NOT_APPLICABLE}
+    assert bochs[0].outcome is not None and bochs[0].outcome.explanation is not None
+    assert len(bochs[0].outcome.explanation.reasons) == 3  # a reason per vCPU, for explain --profile
+    crosvm = run_with_profile(load_scenario(str(EXAMPLES / "broadcast-quirk.toml")), "crosvm")
+    assert crosvm[0].outcome is None and "has no x2APIC" in (crosvm[0].not_expressible or "")
