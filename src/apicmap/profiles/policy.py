@@ -173,7 +173,9 @@ class PeerPolicy:
 
     name: str
     version: str
-    since: tuple[int, int]  # the row covers releases from this one to the next row's
+    # The row covers releases from this one to the next row's. (0, 0) with a commit as the version:
+    # the peer was read at that commit only, and release numbers are not mapped to it.
+    since: tuple[int, int]
     summary: str
     sources: tuple[Source, ...]
     x2apic_supported: bool
@@ -304,7 +306,7 @@ QEMU_9_0 = PeerPolicy(
 )
 
 XEN = PeerPolicy(
-    name="xen", version="4.19", since=(4, 19),
+    name="xen", version="c447b73", since=(0, 0),
     summary="Xen HVM vLAPIC: all aliases accept, x2APIC ID 2n, no logical broadcast, round-robin lowest PPR",
     sources=(Source("xen-project/xen", "c447b7308b13",
                     ("xen/arch/x86/hvm/vlapic.c", "xen/arch/x86/hvm/vmsi.c", "xen/arch/x86/hvm/vioapic.c"),
@@ -334,7 +336,7 @@ _BHYVE_COMMON = dict(
 )
 
 BHYVE = PeerPolicy(
-    name="bhyve", version="14", since=(14, 0),
+    name="bhyve", version="0162500", since=(0, 0),
     summary="FreeBSD bhyve vlapic: read-only IDs, sender's format decides broadcast, logical MSI only with RH=1",
     sources=(Source("freebsd/freebsd-src", "0162500b7d2d", ("sys/amd64/vmm/io/vlapic.c", "sys/amd64/vmm/vmm_lapic.c"),
                     ("vlapic_calcdest", "vlapic_deliver_intr", "vlapic_icrlo_write_handler", "vlapic_set_intr_ready",
@@ -344,7 +346,7 @@ BHYVE = PeerPolicy(
 )
 
 BHYVE_ILLUMOS = PeerPolicy(
-    name="bhyve-illumos", version="2024", since=(2024, 0),
+    name="bhyve-illumos", version="3264029", since=(0, 0),
     summary="illumos bhyve: FreeBSD bhyve's rules, but a logical MSI is decided by DM alone",
     sources=(Source("illumos/illumos-gate", "32640292339b", ("usr/src/uts/intel/io/vmm/vmm_lapic.c",),
                     ("lapic_intr_msi",)),
@@ -355,7 +357,7 @@ BHYVE_ILLUMOS = PeerPolicy(
 )
 
 CROSVM = PeerPolicy(
-    name="crosvm", version="2025", since=(2025, 0),
+    name="crosvm", version="f1e797a", since=(0, 0),
     summary="crosvm userspace irqchip: xAPIC only, flat logical only, minimum PPR with ties to the last",
     sources=(Source("google/crosvm", "f1e797a68dad",
                     ("devices/src/irqchip/apic.rs", "devices/src/irqchip/userspace.rs"),
@@ -373,7 +375,7 @@ CROSVM = PeerPolicy(
 )
 
 OPENVMM = PeerPolicy(
-    name="openvmm", version="2025", since=(2025, 0),
+    name="openvmm", version="1488a37", since=(0, 0),
     summary="OpenVMM virt_support_apic: ID table, global logical decode, first enabled APIC for lowest priority",
     sources=(Source("microsoft/openvmm", "1488a37b7cfe",
                     ("vmm_core/virt_support_apic/src/lib.rs", "vm/x86/x86defs/src/msi.rs"),
@@ -392,7 +394,7 @@ OPENVMM = PeerPolicy(
 )
 
 VIRTUALBOX = PeerPolicy(
-    name="virtualbox", version="7.1", since=(7, 1),
+    name="virtualbox", version="4908d8d", since=(0, 0),
     summary="VirtualBox APIC: destination as vCPU index, MDA 0xFF broadcast, minimum TPR with ties to the highest",
     sources=(Source("VirtualBox/virtualbox", "4908d8d1a85c", ("src/VBox/VMM/VMMAll/APICAll.cpp",),
                     ("apicGetDestCpuSet", "apicIsLogicalDest", "apicSendIntr", "APICBusDeliver")),),
@@ -408,7 +410,7 @@ VIRTUALBOX = PeerPolicy(
 )
 
 BOCHS = PeerPolicy(
-    name="bochs", version="3.0", since=(3, 0),
+    name="bochs", version="783b58f", since=(0, 0),
     summary="Bochs: first matching ID, low byte 0xFF is a broadcast, focus then APR, unknown DFR panics",
     sources=(Source("bochs-emu/Bochs", "783b58fd6d9b", ("bochs/cpu/apic.cc",),
                     ("apic_bus_deliver_interrupt", "apic_bus_deliver_lowest_priority", "match_logical_addr")),),
@@ -461,7 +463,7 @@ QEMU_SPLIT = KvmBasedPolicy(
 )
 
 CLOUD_HYPERVISOR = KvmBasedPolicy(
-    name="cloud-hypervisor", version="48", since=(48, 0),
+    name="cloud-hypervisor", version="ae44c29", since=(0, 0),
     summary="cloud-hypervisor on KVM: split irqchip, its IOAPIC always sets RH=1, X2APIC_API only above 254",
     sources=(Source("cloud-hypervisor/cloud-hypervisor", "ae44c2971c83",
                     ("devices/src/ioapic.rs", "vmm/src/vm.rs", "hypervisor/src/kvm/mod.rs",
@@ -472,7 +474,7 @@ CLOUD_HYPERVISOR = KvmBasedPolicy(
 )
 
 FIRECRACKER = KvmBasedPolicy(
-    name="firecracker", version="1.13", since=(1, 13),
+    name="firecracker", version="81b38b9", since=(0, 0),
     summary="Firecracker: KVM's full in-kernel irqchip, no X2APIC_API, at most 32 vCPUs",
     sources=(Source("firecracker-microvm/firecracker", "81b38b9dad60",
                     ("src/vmm/src/arch/x86_64/vm.rs", "src/vmm/src/vstate/vm.rs",
@@ -510,7 +512,7 @@ def _allowed() -> str:
         if name == DEFAULT_PROFILE:
             parts.append(f"{name}[@KERNEL]")
         else:
-            parts.append(f"{name}[@{'|'.join(versions)}]" if len(rows) > 1 else name)
+            parts.append(f"{name}[@{'|'.join(versions or [r.version for r in rows])}]")
     return ", ".join(parts)
 
 
