@@ -36,3 +36,29 @@ def rules_table(policy: Policy) -> str:
     lines += [f"- {source.cite()}" for source in policy.sources]
     lines.append(END)
     return "\n".join(lines)
+
+
+PAGES: dict[str, str] = {"qemu": "qemu-model.md"}
+"""The page of each profile under ``docs/profiles/`` (``NAME.md`` unless listed)."""
+
+
+def page_of(name: str) -> str:
+    return PAGES.get(name, f"{name}.md")
+
+
+def disagreements_table() -> str:
+    """Rule fields x peer rows (``PeerPolicy`` rows only), a cell per value, for the README."""
+    from apicmap.profiles.policy import PROFILES
+
+    rows = [(f"{name}@{row.version}" if row is not rows_[-1] else name, row)
+            for name, rows_ in PROFILES.items() for row in rows_ if isinstance(row, PeerPolicy)]
+    header = "| rule | " + " | ".join(f"[{key}]({page_of(row.name)})" for key, row in rows) + " |"
+    lines = [BEGIN, header, "|---" * (len(rows) + 1) + "|"]
+    for field in RULE_FIELDS:
+        cells = []
+        for _, row in rows:
+            value = getattr(row, field)
+            cells.append(value.name.lower() if isinstance(value, enum.Enum) else ("yes" if value else "no"))
+        lines.append(f"| `{field}` | " + " | ".join(cells) + " |")
+    lines.append(END)
+    return "\n".join(lines)

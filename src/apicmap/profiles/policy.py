@@ -445,7 +445,7 @@ HYPERV = PeerPolicy(
 )
 
 KVM = KvmBasedPolicy(
-    name="kvm", version="model", since=(0, 0),
+    name="kvm", version="newest", since=(0, 0),
     summary="KVM's in-kernel irqchip as the model follows it (--kernel picks the release)",
     sources=(Source("torvalds/linux", "per release", ("arch/x86/kvm/lapic.c", "arch/x86/kvm/irq_comm.c"),
                     ("kvm_irq_delivery_to_apic", "kvm_apic_match_dest")),),
