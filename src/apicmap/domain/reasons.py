@@ -170,6 +170,7 @@ class Code(enum.Enum):
     PEER_ACCEPT_IRR = "peer.accept.irr"
     PEER_SW_DISABLED_DROPPED = "peer.accept.sw-disabled-dropped"
     PEER_SW_DISABLED_ACCEPTED = "peer.accept.sw-disabled-accepted"
+    PEER_SW_DISABLED_UNDEFINED = "peer.accept.sw-disabled-undefined"
     PEER_ILLEGAL_VECTOR = "peer.accept.illegal-vector"
     PEER_LEVEL_IPI = "peer.accept.level-ipi"
     PEER_ACCEPT_NMI = "peer.accept.nmi"

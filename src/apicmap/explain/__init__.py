@@ -174,6 +174,7 @@ TEMPLATES: dict[Code, str] = {
     Code.PEER_RH_LOWEST: "MSI redirection hint set: delivered as lowest priority",
     Code.PEER_ACCEPT_IRR: "IRR {vector:#04x}{tmr? TMR|}",
     Code.PEER_SW_DISABLED_DROPPED: "software-disabled: {delivery} dropped",
+    Code.PEER_SW_DISABLED_UNDEFINED: "software-disabled: what the peer does with {delivery} was not traced (undefined)",
     Code.PEER_SW_DISABLED_ACCEPTED: "software-disabled, but {delivery} is accepted",
     Code.PEER_ILLEGAL_VECTOR: "illegal vector {vector:#04x}: {rule}",
     Code.PEER_LEVEL_IPI: "level-triggered IPI ({assert_?assert|de-assert}): {rule}",

@@ -490,6 +490,8 @@ class ProfileVm(PreparedBase):
             if not v.sw_enabled:
                 if policy.sw_disabled_fixed is SwDisabledFixed.DROPPED:
                     return NOT_ACCEPTED, None, because(Code.PEER_SW_DISABLED_DROPPED, delivery=mode.label)
+                if policy.sw_disabled_fixed is SwDisabledFixed.UNDEFINED:
+                    return UNDEFINED, None, because(Code.PEER_SW_DISABLED_UNDEFINED, delivery=mode.label)
                 sw_note = because(Code.PEER_SW_DISABLED_ACCEPTED, delivery=mode.label)
             level = message.trigger is Trigger.LEVEL
             if message.origin is Origin.IPI and level:

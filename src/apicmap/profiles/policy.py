@@ -123,6 +123,7 @@ class MsiDecode(enum.Enum):
 class SwDisabledFixed(enum.Enum):
     ACCEPTED = "accepted (IRR set)"
     DROPPED = "dropped"
+    UNDEFINED = "undefined (not traced)"
 
 
 class IllegalVector(enum.Enum):
@@ -405,8 +406,8 @@ VIRTUALBOX = PeerPolicy(
     bad_dfr=BadDfr.NO_MATCH, logical_scan_stops_at_gap=False,
     lowest_priority=LowestPriority.MIN_TPR_TIES_HIGHEST, lowest_skips_sw_disabled=False,
     physical_lowest=PhysicalLowest.AS_FIXED, lowest_ipi=LowestIpi.ARBITRATE, rh_means_lowest=False,
-    msi_decode=MsiDecode.BITS_8, sw_disabled_fixed=SwDisabledFixed.ACCEPTED, illegal_vector=IllegalVector.UNDEFINED,
-    level_ipi=LevelIpi.ASSERT_ONLY, self_target=SelfTarget.SENDER, smi=Smi.ACCEPTED,
+    msi_decode=MsiDecode.BITS_8, sw_disabled_fixed=SwDisabledFixed.UNDEFINED, illegal_vector=IllegalVector.UNDEFINED,
+    level_ipi=LevelIpi.ASSERT_ONLY, self_target=SelfTarget.SENDER, smi=Smi.UNDEFINED,
 )
 
 BOCHS = PeerPolicy(
@@ -421,7 +422,7 @@ BOCHS = PeerPolicy(
     bad_dfr=BadDfr.UNDEFINED, logical_scan_stops_at_gap=False,
     lowest_priority=LowestPriority.FOCUS_THEN_APR, lowest_skips_sw_disabled=False,
     physical_lowest=PhysicalLowest.DROP, lowest_ipi=LowestIpi.ARBITRATE, rh_means_lowest=False,
-    msi_decode=MsiDecode.BITS_8, sw_disabled_fixed=SwDisabledFixed.DROPPED, illegal_vector=IllegalVector.DROPPED,
+    msi_decode=MsiDecode.BITS_8, sw_disabled_fixed=SwDisabledFixed.UNDEFINED, illegal_vector=IllegalVector.DROPPED,
     level_ipi=LevelIpi.UNDEFINED, self_target=SelfTarget.SENDER, smi=Smi.ACCEPTED,
 )
 

@@ -37,6 +37,7 @@ RULE_OF_CODE: dict[Code, str] = {
     Code.PEER_RH_IGNORED: "rh_means_lowest",
     Code.PEER_SW_DISABLED_DROPPED: "sw_disabled_fixed",
     Code.PEER_SW_DISABLED_ACCEPTED: "sw_disabled_fixed",
+    Code.PEER_SW_DISABLED_UNDEFINED: "sw_disabled_fixed",
     Code.PEER_ILLEGAL_VECTOR: "illegal_vector",
     Code.PEER_LEVEL_IPI: "level_ipi",
     Code.PEER_SMI: "smi",
