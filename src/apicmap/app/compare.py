@@ -137,11 +137,27 @@ def _json(scenario: Scenario, rows: list[Row], profiles: Sequence[str]) -> dict[
     return {"scenario": scenario.path, "profiles": list(profiles), "interrupts": interrupts}
 
 
+# Short tags in the table for the aliasing answers, which otherwise look alike ({1} for "first" and
+# for "impossible"); every other rule is named under the table.
+_TAGS = {
+    "physical_aliasing=first": "first match",
+    "physical_aliasing=first_slot_then_scan": "first match",
+    "physical_aliasing=impossible": "aliasing impossible",
+}
+
+
+def _cell_text(cell: Cell, row: Row) -> str:
+    if cell.profile not in row.rules:
+        return cell.text()
+    tags = [_TAGS[r] for r in row.rules[cell.profile] if r in _TAGS]
+    return cell.text() + "*" + (f" ({tags[0]})" if tags else "")
+
+
 def render_rows(scenario: Scenario, rows: list[Row], profiles: Sequence[str], kernel: str | None) -> str:
     title = (f"{scenario.path}: interrupts x profiles (KVM-based profiles follow KVM "
              f"{kernel or scenario.kernel or 'newest'}); * differs from {profiles[0]}")
     table = [[str(row.index), row.name,
-              *[cell.text() + ("*" if cell.profile in row.rules else "") for cell in row.cells]] for row in rows]
+              *[_cell_text(cell, row) for cell in row.cells]] for row in rows]
     lines = [plain_table(title, ["#", "interrupt", *profiles], table)]
     differing = [(row, profile, rules) for row in rows for profile, rules in row.rules.items()]
     if differing:
