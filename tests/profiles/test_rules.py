@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apicmap.domain.message import MsiInjection
+from apicmap.domain.message import IoapicInjection, MsiInjection
 from apicmap.domain.outcome import EffectKind
 from apicmap.domain.reasons import Code
 from apicmap.domain.vm import Vcpu, VmState
@@ -307,3 +307,11 @@ def test_kvm_profile_is_the_model_and_follows_the_kernel() -> None:
     assert run("kvm", ALIASED, msi(1), kernel="6.2").receivers == (1,)
     assert run("kvm@6.2", ALIASED, msi(1)).receivers == (1,)
     assert run("kvm", ALIASED, msi(1)).result == 2
+
+
+def test_ioapic_extended_destination_survives_only_qemus_split_ioapic() -> None:
+    vm = VmState((Vcpu(0, X2), Vcpu(0x101, X2)))
+    pin = IoapicInjection(16, 0x40 | 0x01 << 56 | 0x01 << 49)  # RTE dest 0x01, ext-dest bits 55:49 = 1
+    assert run("qemu-split", vm, pin).receivers == (0x101,)  # RTE 63:48 -> address 19:4, then swizzled
+    assert run("cloud-hypervisor", vm, pin).receivers == ()  # RTE 63:56 only: ID 1
+    assert run("kvm", vm, pin).receivers == ()  # the in-kernel IOAPIC: 8 bits
