@@ -109,8 +109,13 @@ def compare_scenario(scenario: Scenario, profiles: Sequence[str], kernel: str | 
             if cell.outcome is None:
                 rules[cell.profile] = [f"not expressible: {cell.not_expressible}"]
                 continue
-            found = rules_for_vcpus(cell.outcome.explanation, _differing_vcpus(vcpus, cell, reference))
-            rules[cell.profile] = [_value(policies[cell.profile], r) for r in found] or ["(no rule recorded)"]
+            differing = _differing_vcpus(vcpus, cell, reference)
+            found = [_value(policies[cell.profile], r) for r in rules_for_vcpus(cell.outcome.explanation, differing)]
+            if not found and reference is not None and reference.outcome is not None:
+                # The difference is the reference's own rule (a KVM quirk, say): name that one.
+                found = [f"{reference.profile}'s {_value(policies[reference.profile], r)}"
+                         for r in rules_for_vcpus(reference.outcome.explanation, differing)]
+            rules[cell.profile] = found or ["(no rule recorded)"]
         rows.append(Row(case.index, case.name, cells, majority, rules))
     return rows
 

@@ -152,6 +152,7 @@ class Code(enum.Enum):
     PEER_LOGICAL_PAST_GAP = "peer.logical.past-gap"
     PEER_BAD_DFR = "peer.bad-dfr"
     PEER_ID_READONLY = "peer.id-readonly"
+    PEER_ALIAS_ALL = "peer.alias.all"
     PEER_ALIAS_FIRST = "peer.alias.first"
     PEER_ALIAS_NOT_FIRST = "peer.alias.not-first"
     PEER_ALIAS_SCAN_MISSED = "peer.alias.scan-missed"

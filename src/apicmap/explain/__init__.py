@@ -155,6 +155,7 @@ TEMPLATES: dict[Code, str] = {
     Code.PEER_BAD_DFR: "DFR {dfr:#010x} is neither flat nor cluster: {undefined?undefined|no match}",
     Code.PEER_ID_READONLY: ("the APIC ID is read-only: vCPU {vcpu} keeps ID {actual:#x} (the scenario's "
                             "{requested:#x} is impossible)"),
+    Code.PEER_ALIAS_ALL: "aliased ID shared by {count} APICs: every match accepts",
     Code.PEER_ALIAS_FIRST: "first match",
     Code.PEER_ALIAS_NOT_FIRST: "aliased ID: only the first match (vCPU {winner}) accepts",
     Code.PEER_ALIAS_SCAN_MISSED: ("not found: the slot-then-scan lookup (gap at {gap}) picked "

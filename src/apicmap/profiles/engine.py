@@ -361,10 +361,17 @@ class ProfileVm(PreparedBase):
 
     def _apply_aliasing(self, message: Message, verdicts: Verdicts, kinds: dict[int, _Kind]) -> None:
         rule = self.policy.physical_aliasing
-        if rule in (Aliasing.ALL, Aliasing.IMPOSSIBLE):
+        if rule is Aliasing.IMPOSSIBLE:
             return
         matched = [v for v in self.vm.vcpus
                    if kinds[v.vcpu_id] is _Kind.ID and verdicts[v.vcpu_id][0] is ACCEPTED]
+        if rule is Aliasing.ALL:
+            if len(matched) > 1:
+                for v in matched:
+                    verdicts[v.vcpu_id] = (ACCEPTED, None, because(
+                        Code.BOTH, first=verdicts[v.vcpu_id][2],
+                        then=because(Code.PEER_ALIAS_ALL, count=len(matched))))
+            return
         if rule is Aliasing.FIRST_SLOT_THEN_SCAN:
             dest, _ = message.dest.address
             keep = self._slot_then_scan(matched, dest)

@@ -20,6 +20,7 @@ RULE_OF_CODE: dict[Code, str] = {
     Code.PEER_LOGICAL_PAST_GAP: "logical_scan_stops_at_gap",
     Code.PEER_BAD_DFR: "bad_dfr",
     Code.PEER_ID_READONLY: "physical_aliasing",
+    Code.PEER_ALIAS_ALL: "physical_aliasing",
     Code.PEER_ALIAS_FIRST: "physical_aliasing",
     Code.PEER_ALIAS_NOT_FIRST: "physical_aliasing",
     Code.PEER_ALIAS_SCAN_MISSED: "physical_aliasing",
