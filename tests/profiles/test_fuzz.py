@@ -34,3 +34,17 @@ def test_identical_profiles_never_disagree() -> None:
 def test_bad_profile_name() -> None:
     with pytest.raises(InputError, match="--profiles: unknown profile"):
         fuzz_profiles("kvm", "nope", seconds=1)
+
+
+def test_cli_entry_groups_by_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    from apicmap.app.fuzz_profiles import run_fuzz_profiles
+
+    assert run_fuzz_profiles("xen,xen", None, 1.0, 0, None, False) == 0
+    assert "xen vs xen:" in capsys.readouterr().out
+    assert run_fuzz_profiles("bochs,qemu", None, 8.0, 1, None, True) == 1
+    import json
+
+    data = json.loads(capsys.readouterr().out)
+    assert data["profiles"] == ["bochs", "qemu"] and data["by_rule"]
+    with pytest.raises(InputError, match="exactly two profiles"):
+        run_fuzz_profiles("kvm", None, 1.0, 0, None, False)
