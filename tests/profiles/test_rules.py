@@ -283,7 +283,7 @@ def test_cloud_hypervisor_ioapic_broadcast_reaches_one_vcpu() -> None:
     assert run("qemu-split", vm, pin).receivers == (0, 1, 2, 3)
     ch = run("cloud-hypervisor", vm, pin)
     assert len(ch.receivers) == 1 and ch.result is None
-    assert ch.explanation is not None and Code.PEER_NOTE_VMM in {n.code for n in ch.explanation.notes}
+    assert ch.explanation is not None and Code.PEER_NOTE_VMM_IOAPIC in {n.code for n in ch.explanation.notes}
 
 
 def test_cloud_hypervisor_enables_x2apic_api_only_above_254() -> None:

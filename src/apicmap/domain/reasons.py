@@ -182,7 +182,9 @@ class Code(enum.Enum):
     PEER_ACCEPT_SIPI = "peer.accept.sipi"
     PEER_MODE_UNDEFINED = "peer.accept.mode-undefined"
     PEER_NOTE_MSI_DECODE = "peer.note.msi-decode"
-    PEER_NOTE_VMM = "peer.note.vmm"
+    PEER_NOTE_VMM_X2APIC_API = "peer.note.vmm-x2apic-api"
+    PEER_NOTE_VMM_IOAPIC = "peer.note.vmm-ioapic"
+    PEER_NOTE_VMM_MSI_ROUTE = "peer.note.vmm-msi-route"
     # --- generic composition ---
     BOTH = "both"
 

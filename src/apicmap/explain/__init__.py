@@ -187,7 +187,12 @@ TEMPLATES: dict[Code, str] = {
     Code.PEER_ACCEPT_SIPI: "SIPI {vector:#04x} latched",
     Code.PEER_MODE_UNDEFINED: "{delivery}{bus? through MSI/IOAPIC|}: not modelled for this peer (undefined)",
     Code.PEER_NOTE_MSI_DECODE: "MSI destination read as {rule}: {logical?logical|physical} {dest:#x}",
-    Code.PEER_NOTE_VMM: "{vmm}: {detail}",
+    Code.PEER_NOTE_VMM_X2APIC_API: ("{vmm}: X2APIC_API {enabled?enabled|not enabled} (largest APIC ID {top:#x}; "
+                                    "the VMM enables it {rule})"),
+    Code.PEER_NOTE_VMM_IOAPIC: ("{vmm}: IOAPIC pin {pin} sent to KVM as MSI address {address_hi:#x}:{address_lo:#010x} "
+                                "data {data:#06x} ({ioapic})"),
+    Code.PEER_NOTE_VMM_MSI_ROUTE: ("{vmm}: MSI address bits 11:5 moved to address_hi before KVM: "
+                                   "{address_hi:#x}:{address_lo:#010x}"),
     Code.BOTH: "{first}; {then}",
 }
 

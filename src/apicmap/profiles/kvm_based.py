@@ -37,9 +37,8 @@ def vmm_vm(vm: VmState, policy: KvmBasedPolicy) -> tuple[VmState, tuple[Reason, 
         on = top >= 255
     if vm.use_32bit_ids == on and vm.disable_broadcast_quirk == on:
         return vm, ()
-    note = because(Code.PEER_NOTE_VMM, vmm=policy.name, rule="x2apic_api",
-                   detail=f"X2APIC_API {'enabled' if on else 'not enabled'} (largest APIC ID {top:#x}): "
-                          f"{rule.value}")
+    when = {X2apicApi.NEVER: "never", X2apicApi.ABOVE_254: "above 254", X2apicApi.FROM_255: "from 255"}[rule]
+    note = because(Code.PEER_NOTE_VMM_X2APIC_API, vmm=policy.name, enabled=on, top=top, rule=when)
     return replace(vm, use_32bit_ids=on, disable_broadcast_quirk=on), (note,)
 
 
@@ -62,15 +61,13 @@ def vmm_injection(injection: Injection, policy: KvmBasedPolicy) -> tuple[Injecti
             lo, hi = ext_dest_to_kvm(lo, 0)
             data |= 1 << 14
         msi = MsiInjection(lo, hi, data)
-        return msi, because(Code.PEER_NOTE_VMM, vmm=policy.name, rule="ioapic",
-                            detail=f"IOAPIC pin {injection.pin} sent as MSI address {hi:#x}:{lo:#010x} data "
-                                   f"{data:#06x} ({policy.ioapic.value})")
+        return msi, because(Code.PEER_NOTE_VMM_IOAPIC, vmm=policy.name, pin=injection.pin, address_hi=hi,
+                            address_lo=lo, data=data, ioapic=policy.ioapic.value)
     if isinstance(injection, MsiInjection) and policy.msi_route is MsiRoute.SWIZZLE_EXT_DEST:
         lo, hi = ext_dest_to_kvm(injection.address_lo, injection.address_hi)
         if (lo, hi) != (injection.address_lo, injection.address_hi):
             return MsiInjection(lo, hi, injection.data), because(
-                Code.PEER_NOTE_VMM, vmm=policy.name, rule="msi_route",
-                detail=f"address bits 11:5 moved to address_hi: {hi:#x}:{lo:#010x}")
+                Code.PEER_NOTE_VMM_MSI_ROUTE, vmm=policy.name, address_hi=hi, address_lo=lo)
     return injection, None
 
 

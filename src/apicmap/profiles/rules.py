@@ -43,6 +43,9 @@ RULE_OF_CODE: dict[Code, str] = {
     Code.PEER_LEVEL_IPI: "level_ipi",
     Code.PEER_SMI: "smi",
     Code.PEER_NOTE_MSI_DECODE: "msi_decode",
+    Code.PEER_NOTE_VMM_X2APIC_API: "vmm:x2apic_api",
+    Code.PEER_NOTE_VMM_IOAPIC: "vmm:ioapic",
+    Code.PEER_NOTE_VMM_MSI_ROUTE: "vmm:msi_route",
     # KVM model codes that carry a KVM rule of their own
     Code.HIDDEN_BY_MAP: "kvm:optimized map",
     Code.NOTE_VECTOR_HASHING: "kvm:lowest priority",
@@ -66,9 +69,6 @@ def rules_in(reason: Reason) -> list[str]:
     out: list[str] = []
     for code in reason.codes():
         rule = RULE_OF_CODE.get(code)
-        if rule is None and code is Code.PEER_NOTE_VMM:
-            value = reason_arg(reason, code, "rule")
-            rule = f"vmm:{value}" if value else None
         if rule is None and code in (Code.PEER_BROADCAST, Code.PEER_NOT_BROADCAST):
             logical = reason_arg(reason, code, "logical") == "True"
             rule = "logical_broadcast" if logical else "broadcast_decider"
