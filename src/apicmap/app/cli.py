@@ -11,12 +11,26 @@ import sys
 from collections.abc import Sequence
 
 from apicmap import __version__
-from apicmap.app.commands import bench, check, conformance, decode, explain, fuzz, host, import_state, kernels, run
+from apicmap.app.commands import (
+    bench,
+    check,
+    compare,
+    conformance,
+    decode,
+    explain,
+    fuzz,
+    host,
+    import_state,
+    kernels,
+    run,
+    sweep,
+)
 from apicmap.app.commands import map as map_command
 from apicmap.app.commands.common import HelpFormatter, Parser, build_parents
 from apicmap.errors import ApicmapError
 
-COMMANDS = (run, explain, map_command, decode, check, fuzz, conformance, bench, host, kernels, import_state)
+COMMANDS = (run, explain, map_command, decode, check, compare, sweep, fuzz, conformance, bench, host, kernels,
+            import_state)
 
 
 def build_parser() -> Parser:

@@ -163,8 +163,7 @@ class Campaign:
         return time.monotonic() - self.started
 
     def run(self) -> list[Finding]:
-        model_engine = ModelEngine(policy_for_release(self.kernel))
-        other, profile = self._other_engine()
+        model_engine, other, profile = self._engines()
         if self.store is None and self.out is not None:
             self.store = FuzzStore.in_dir(self.out)
         database: ExampleDatabase = InMemoryExampleDatabase()
@@ -183,7 +182,12 @@ class Campaign:
                 chunk += 1
         finally:
             other.close()
+            model_engine.close()
         return self.findings
+
+    def _engines(self) -> tuple[Engine, Engine, Profile]:
+        """(the engine on the left, the one it is judged against, what the strategies may generate)."""
+        return (ModelEngine(policy_for_release(self.kernel)), *self._other_engine())
 
     def _enough(self) -> bool:
         return self.max_findings is not None and len(self.findings) >= self.max_findings
@@ -197,7 +201,7 @@ class Campaign:
             return engine, Profile(vector_hashing=hashing, smm=engine.smm)
         return ArchEngine(), Profile(x2apic_sources_only=False, allow_remrd=True)
 
-    def _chunk(self, model_engine: ModelEngine, other: Engine, profile: Profile, database: ExampleDatabase,
+    def _chunk(self, model_engine: Engine, other: Engine, profile: Profile, database: ExampleDatabase,
                chunk: int) -> None:
         campaign = self
         # The saved corpus is replayed once, by the first chunk; later chunks only generate.
@@ -227,12 +231,12 @@ class Campaign:
             for leaf in _leaves(matched):
                 self._record(leaf)
 
-    def _probe(self, model_engine: ModelEngine, other: Engine, vm: VmState, injections: list[Injection]) -> None:
+    def _probe(self, model_engine: Engine, other: Engine, vm: VmState, injections: list[Injection]) -> None:
         if self.elapsed > self.seconds or self._enough():
             return
         self.cases += 1
-        model_vm = model_engine.prepare(vm)
         try:
+            model_vm = model_engine.prepare(vm)
             other_vm = other.prepare(vm)
         except NotExpressible:
             self.skipped += 1
@@ -257,12 +261,15 @@ class Campaign:
             if self._agree(ours, theirs):
                 continue
             ours = model_vm.deliver(injection, explain=True)
-            sig, rule = signature(vm, injection, ours, theirs)
+            sig, rule = self._signature(vm, injection, ours, theirs)
             if sig in self._known or self._catalogued(vm, injection, ours, theirs):
                 continue
             self._first_seen.setdefault(sig, self.elapsed)
             raise _Divergence(Finding(signature=sig, rule=rule, vm=vm, injection=injection, model=ours,
                                       other=theirs, found_after=self.elapsed))
+
+    def _signature(self, vm: VmState, injection: Injection, ours: Outcome, theirs: Outcome) -> tuple[str, str]:
+        return signature(vm, injection, ours, theirs)
 
     def _agree(self, ours: Outcome, theirs: Outcome) -> bool:
         if self.against == "kvm":

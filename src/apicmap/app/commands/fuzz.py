@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from apicmap.app.commands.common import Parents, add_command, kernel_choice, positive_float, print_json
@@ -26,6 +27,9 @@ def register(subparsers: Any, parents: Parents) -> None:
                         help="fuzz VMM operation sequences (kvm only): rediscover map-lifecycle behaviours")
     parser.add_argument("--tracking", action="store_true",
                         help="with --stateful: compare with the model that tracks recalculation points")
+    parser.add_argument("--profiles", metavar="A,B",
+                        help="fuzz one hypervisor profile against another (model vs model, e.g. kvm,qemu); "
+                             "findings grouped by the profile rule that differs")
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -47,6 +51,14 @@ def handle(args: argparse.Namespace) -> int:
 
         check_output_dir(args.out, "--out")
     kernel_choice(args.kernel, None)
+    if args.profiles is not None:
+        if args.stateful or args.jobs != 1 or "--against" in sys.argv[1:]:
+            raise InputError("--profiles", "compares two profiles in one campaign, not the model with an engine",
+                             "--profiles A,B without --against, --stateful and --jobs")
+        from apicmap.app.fuzz_profiles import run_fuzz_profiles
+
+        return run_fuzz_profiles(args.profiles, args.kernel, args.time, args.seed if args.seed is not None else 0,
+                                 args.out, args.json)
     if args.against == "kvm":
         from apicmap.kvm.host import kvm_available
 
