@@ -20,7 +20,7 @@ class Verdict(enum.Enum):
 
 
 class EffectKind(enum.Enum):
-    """What acceptance left behind on a vCPU (kvm-routing.md §6.4)."""
+    """What acceptance left behind on a vCPU (docs/routing.md#acceptance-per-delivery-mode)."""
 
     IRR = "irr"  # FIXED/LOWEST: IRR bit set (TMR bit = trigger)
     NMI = "nmi"  # NMI pending

@@ -1,4 +1,4 @@
-"""Hypothesis strategies for VM states and injections, biased toward the corners (issue #4 item 1):
+"""Hypothesis strategies for VM states and injections, biased toward the corners:
 sparse and aliased IDs, vcpu_ids above 255, mixed xAPIC/x2APIC, multi-bit and duplicate LDRs, raw
 DFR values, software- and hardware-disabled APICs, X2APIC_API flags; every encoding and delivery
 mode, shorthands, broadcasts, RH, and destinations near the boundaries."""

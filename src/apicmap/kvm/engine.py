@@ -1,10 +1,10 @@
 """Engine ``kvm``: run a scenario on this machine's real in-kernel KVM, with no guest code.
 
 Per VM state: create a VM with an in-kernel irqchip, enable the X2APIC_API flags before any
-LAPIC state is written (enabling does not dirty the map, kvm-routing.md §2.2(b)), create the
+LAPIC state is written (enabling does not dirty the map, docs/routing.md#when-the-map-is-rebuilt), create the
 vCPUs in creation order, then write every vCPU's APIC base MSR and KVM_SET_LAPIC. The last
 KVM_SET_LAPIC recalculates the optimized map with every vCPU present, which sidesteps the
-stale map that misses the last-created vCPU (§2.2(a)).
+stale map that misses the last-created vCPU (docs/routing.md#when-the-map-is-rebuilt).
 
 Per injection: send it (KVM_SIGNAL_MSI, a host write of the source's x2APIC ICR or SELF_IPI
 MSR, or an IOAPIC pin), observe the channel its delivery mode affects on every vCPU, then
@@ -66,7 +66,7 @@ def _tmr_bit(page: bytes, vector: int) -> bool:
     return vector_bit(page, s.APIC_TMR, vector)
 
 
-# Where each delivery mode's effect shows (kvm-routing.md §9): the register page (IRR/TMR), the
+# Where each delivery mode's effect shows (docs/routing.md#the-projects-host): the register page (IRR/TMR), the
 # vCPU events (NMI/SMI pending), or the mp_state (INIT/SIPI, processed by KVM_GET_MP_STATE).
 IRR, EVENTS, MP, LOWEST_ARB = "irr", "events", "mp", "lowest-arb"
 ALL_CHANNELS = frozenset({IRR, EVENTS, MP, LOWEST_ARB})
@@ -175,7 +175,7 @@ class KvmEngine(Closing):
         vm_fd = raw.fd
         try:
             # Make no vCPU the BSP: an INIT then moves every target to INIT_RECEIVED, which is
-            # how the host observes it (a BSP would stay RUNNABLE; kvm-routing.md §6.4).
+            # how the host observes it (a BSP would stay RUNNABLE; docs/routing.md#acceptance-per-delivery-mode).
             spare = next(i for i in range(self._max_vcpu_id - 1, -1, -1) if i not in ids)
             raw.set_boot_cpu_id(spare)
             raw.create_irqchip()
@@ -226,7 +226,7 @@ class KvmEngine(Closing):
         page = get_lapic(handle.fd, LapicPage())
         if vcpu.mode is ApicMode.X2APIC:
             # With x2apic_format the buffer ID must equal vcpu_id; without it the xAPIC-format
-            # ID is ignored (v6.11+) and the LDR is derived by KVM either way (§1.9).
+            # ID is ignored (v6.11+) and the LDR is derived by KVM either way (docs/routing.md#kvm_get_lapic-and-kvm_set_lapic).
             page.write_x2apic_id(vcpu.vcpu_id, vm.use_32bit_ids)
             # A scenario may write its own ID/LDR (planted before 6.11, ignored from 6.11).
             if vcpu.lapic_id is not None:
@@ -320,7 +320,7 @@ class KvmVm(PreparedBase):
                             "the kernel delivered nothing (ioapic_service() waits for the EOI)")
             if result is not None and len(effects) < result:
                 # The kernel accepted more than the mode's own channel shows: it can rewrite a
-                # lowest-priority physical 0xFF message to FIXED (kvm-routing.md §4.1 step 2).
+                # lowest-priority physical 0xFF message to FIXED (docs/routing.md#the-delivery-loop step 2).
                 channels = ALL_CHANNELS
                 effects = self._observe(channels, result, order)
             # apic_arb_prio (bumped even on refusal) matters only without vector hashing.
@@ -542,7 +542,7 @@ class KvmVm(PreparedBase):
     # --- observation -------------------------------------------------------------------------------
 
     def _prepare_mp_states(self, mode: DeliveryMode) -> bool:
-        """SIPI only acts on a vCPU in INIT_RECEIVED, so put every vCPU there first (§6.4)."""
+        """SIPI only acts on a vCPU in INIT_RECEIVED, so put every vCPU there first (docs/routing.md#acceptance-per-delivery-mode)."""
         if mode is not DeliveryMode.SIPI:
             return False
         mp = self._mp
@@ -565,7 +565,7 @@ class KvmVm(PreparedBase):
         effects: list[Effect] = []
         for handle in order:
             if count is not None and len(effects) >= count:
-                break  # KVM_SIGNAL_MSI told how many accepted: the rest have nothing (§5)
+                break  # KVM_SIGNAL_MSI told how many accepted: the rest have nothing (docs/routing.md#kvm-msi-and-ioapic-decoding)
             effects.extend(self._observe_one(handle, channels))
         return effects
 
@@ -589,7 +589,7 @@ class KvmVm(PreparedBase):
             if self._events.smi_pending:
                 found.append(Effect(vid, EffectKind.SMI))
         if MP in channels:
-            # KVM_GET_MP_STATE processes latched INIT/SIPI (§1.6): INIT moves a non-BSP vCPU to
+            # KVM_GET_MP_STATE processes latched INIT/SIPI (docs/routing.md#reset-and-init-in-kvm): INIT moves a non-BSP vCPU to
             # INIT_RECEIVED; a SIPI moves one in INIT_RECEIVED to RUNNABLE.
             ioctl_ptr(handle.fd, s.KVM_GET_MP_STATE, self._mp)
             state = self._mp.mp_state
