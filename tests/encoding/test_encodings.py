@@ -1,6 +1,7 @@
 """Layer 1: exact decode/encode round trips, reserved bits reported, KVM's MSI forms.
 
-docs/routing.md#constants, docs/routing.md#kvm-msi-and-ioapic-decoding, docs/routing.md#kvm-ipis-and-acceptance; docs/routing.md#ia32_apic_base-and-the-four-states, A6, A10, A11, A12.
+docs/routing.md#constants, docs/routing.md#kvm-msi-and-ioapic-decoding, docs/routing.md#kvm-ipis-and-acceptance;
+docs/routing.md#ia32_apic_base-and-the-four-states, A6, A10, A11, A12.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def test_known_msi_decodes() -> None:
 
 
 def test_kvm_msi_dest_rules() -> None:
-    """docs/routing.md#kvm-msi-and-ioapic-decoding: address_hi ignored without USE_32BIT_IDS; with it hi[31:8] = dest[31:8], hi[7:0] must be 0."""
+    """docs/routing.md#kvm-msi-and-ioapic-decoding: address_hi ignored without USE_32BIT_IDS; with it hi[31:8] =
+    dest[31:8], hi[7:0] must be 0."""
     assert kvm_msi_dest(0xFEE01000, 0x100, False) == 1
     assert kvm_msi_dest(0xFEE01000, 0x100, True) == 0x101
     with pytest.raises(EncodingError):

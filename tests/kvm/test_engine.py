@@ -36,7 +36,8 @@ def test_ioctl_errors_name_the_ioctl() -> None:
 
 
 def test_patch_case_on_the_kernel(kvm_engine) -> None:  # type: ignore[no-untyped-def]
-    """Issue #3 'done when': {1, 2} and {1} on the real kernel (docs/routing.md#current-algorithm-v63-and-later, docs/routing.md#kvm-x2apic_api)."""
+    """Issue #3 'done when': {1, 2} and {1} on the real kernel (docs/routing.md#current-algorithm-v63-and-later,
+    docs/routing.md#kvm-x2apic_api)."""
     vcpus = (Vcpu(0), Vcpu(1), Vcpu(2, xapic_id=1))
     out = kvm_engine.prepare(VmState(vcpus)).deliver(msi(1))
     assert out.receivers == (1, 2) and out.result == 2

@@ -21,7 +21,9 @@ def aliased(**flags: bool) -> VmState:
     return VmState((Vcpu(0), Vcpu(1), Vcpu(2, xapic_id=1)), **flags)
 
 
-# --- docs/routing.md#current-algorithm-v63-and-later / docs/routing.md#legacy-algorithm-v411-to-v62 / docs/routing.md#per-release-outcomes-for-sample-configurations A: physical aliasing, the patch's case ---------------------------------------
+# --- docs/routing.md#current-algorithm-v63-and-later / docs/routing.md#legacy-algorithm-v411-to-v62 /
+# docs/routing.md#per-release-outcomes-for-sample-configurations A: physical aliasing, the patch's case
+# ---------------------------------------
 
 @pytest.mark.parametrize("kernel", ["6.3", "6.6", "6.11", "6.18"])
 def test_alias_without_32bit_ids_disables_map_and_reaches_all(kernel: str) -> None:
@@ -34,7 +36,8 @@ def test_alias_without_32bit_ids_disables_map_and_reaches_all(kernel: str) -> No
 
 @pytest.mark.parametrize("kernel", ["6.3", "6.18"])
 def test_alias_with_32bit_ids_first_created_wins(kernel: str) -> None:
-    """docs/routing.md#current-algorithm-v63-and-later / docs/routing.md#kvm-x2apic_api: with x2apic_format the first claimant keeps the slot (erratum)."""
+    """docs/routing.md#current-algorithm-v63-and-later / docs/routing.md#kvm-x2apic_api: with x2apic_format the first
+    claimant keeps the slot (erratum)."""
     out = deliver(aliased(use_32bit_ids=True), msi(1), kernel)
     assert out.receivers == (1,) and out.result == 1
 
@@ -47,13 +50,15 @@ def test_alias_before_series_first_wins_either_way(kernel: str, flags: dict[str,
 
 
 def test_first_wins_is_creation_order_not_vcpu_id() -> None:
-    """docs/routing.md#legacy-algorithm-v411-to-v62 last bullet: 'lowest vCPU ID' in the errata is really creation order."""
+    """docs/routing.md#legacy-algorithm-v411-to-v62 last bullet: 'lowest vCPU ID' in the errata is really creation
+    order."""
     vm = VmState((Vcpu(0), Vcpu(2, xapic_id=1), Vcpu(1)), use_32bit_ids=True)
     assert deliver(vm, msi(1)).receivers == (2,)
 
 
 def test_alias_inhibits() -> None:
-    """docs/routing.md#current-algorithm-v63-and-later step 3: NULL map raises PHYSICAL_ID_ALIASED and LOGICAL_ID_ALIASED."""
+    """docs/routing.md#current-algorithm-v63-and-later step 3: NULL map raises PHYSICAL_ID_ALIASED and
+    LOGICAL_ID_ALIASED."""
     amap = build_map(aliased(), policy_for_release("6.18"))
     assert {"PHYSICAL_ID_ALIASED", "LOGICAL_ID_ALIASED", "APIC_ID_MODIFIED"} == amap.inhibits
     assert build_map(aliased(), policy_for_release("6.2")).inhibits == {"APIC_ID_MODIFIED"}
@@ -61,13 +66,15 @@ def test_alias_inhibits() -> None:
 
 
 def test_x2apic_vcpu_displaces_xapic_claimant_pre_series() -> None:
-    """docs/routing.md#legacy-algorithm-v411-to-v62: an x2APIC vCPU with vcpu_id N displaces an xAPIC claimant of slot N."""
+    """docs/routing.md#legacy-algorithm-v411-to-v62: an x2APIC vCPU with vcpu_id N displaces an xAPIC claimant of slot
+    N."""
     vm = VmState((Vcpu(0, xapic_id=5), Vcpu(5, mode=ApicMode.X2APIC)))
     assert deliver(vm, msi(5), "6.2").receivers == (5,)
     assert deliver(vm, msi(5), "6.18").receivers == (0, 5)  # alias -> NULL -> slow path
 
 
-# --- docs/routing.md#per-release-outcomes-for-sample-configurations B/C/D: vCPUs above 255 and the hotplug hack ------------------------------------------------
+# --- docs/routing.md#per-release-outcomes-for-sample-configurations B/C/D: vCPUs above 255 and the hotplug hack
+# ------------------------------------------------
 
 def test_config_b_truncated_xapic_id_aliases() -> None:
     vm = VmState((Vcpu(0), Vcpu(256)))
@@ -83,7 +90,8 @@ def test_config_c_slow_path_hotplug_hack_is_ungated() -> None:
 
 
 def test_config_d_no_hotplug_hack_in_map_without_32bit_ids() -> None:
-    """docs/routing.md#per-release-outcomes-for-sample-configurations D: without aliasing the fast path has no hack on 6.3+."""
+    """docs/routing.md#per-release-outcomes-for-sample-configurations D: without aliasing the fast path has no hack on
+    6.3+."""
     vm = VmState((Vcpu(1, mode=ApicMode.X2APIC), Vcpu(256)))
     assert deliver(vm, x2icr(1, 0x100)).receivers == ()
     assert deliver(vm, x2icr(1, 0x100), "6.2").receivers == (256,)
@@ -104,7 +112,8 @@ def test_fast_path_no_target_result_by_release() -> None:
     assert deliver(vm, msi(7), "4.19").result == -1
 
 
-# --- docs/routing.md#the-delivery-loop / docs/routing.md#kvm-msi-and-ioapic-decoding: slow path return value ---------------------------------------------------------------
+# --- docs/routing.md#the-delivery-loop / docs/routing.md#kvm-msi-and-ioapic-decoding: slow path return value
+# ---------------------------------------------------------------
 
 def test_slow_path_no_match_is_eperm() -> None:
     """docs/routing.md#kvm-msi-and-ioapic-decoding: -1 (EPERM) when the slow path matches nobody."""
@@ -119,7 +128,9 @@ def test_32bit_ids_address_hi_low_byte_is_einval() -> None:
     assert deliver(aliased(), msi(1, hi=0x1)).receivers == (1, 2)  # ignored without the flag
 
 
-# --- docs/routing.md#current-algorithm-v63-and-later logical map (docs/routing.md#per-release-outcomes-for-sample-configurations E–J) -------------------------------------------------------------------
+# --- docs/routing.md#current-algorithm-v63-and-later logical map
+# (docs/routing.md#per-release-outcomes-for-sample-configurations E–J)
+# -------------------------------------------------------------------
 
 def flat(*ldrs: int, sw: tuple[bool, ...] | None = None) -> VmState:
     sw = sw or (True,) * len(ldrs)
@@ -161,7 +172,8 @@ def test_config_i_sw_disabled_left_out_since_5_3() -> None:
 
 
 def test_config_j_mixed_flat_and_cluster() -> None:
-    """docs/routing.md#per-release-outcomes-for-sample-configurations J and docs/routing.md#kvm_apic_match_dest: a flat APIC matches a cluster MDA whose bits overlap."""
+    """docs/routing.md#per-release-outcomes-for-sample-configurations J and docs/routing.md#kvm_apic_match_dest: a flat
+    APIC matches a cluster MDA whose bits overlap."""
     vm = VmState((Vcpu(0, ldr=0x01 << 24), Vcpu(1, ldr=0x11 << 24, dfr=0x0FFFFFFF)))
     for kernel in ("4.19", "6.2", "6.18"):
         assert deliver(vm, msi(0x11, logical=True), kernel).receivers == (0, 1)
@@ -177,7 +189,8 @@ def test_unknown_dfr_is_cluster_in_map_but_matches_nothing_in_slow_path() -> Non
 
 
 def test_ldr_zero_does_not_set_logical_mode() -> None:
-    """docs/routing.md#current-algorithm-v63-and-later / KUT-11: an APIC with LDR 0 does not disturb the logical mode."""
+    """docs/routing.md#current-algorithm-v63-and-later / KUT-11: an APIC with LDR 0 does not disturb the
+    logical mode."""
     vm = VmState((Vcpu(0), Vcpu(1, ldr=0x21 << 24, dfr=0x0FFFFFFF)))
     assert build_map(vm, policy_for_release("6.18")).logical_mode is LogicalMode.XAPIC_CLUSTER
 
@@ -189,7 +202,8 @@ def test_x2apic_logical_reaches_xapic_vcpu_through_phys_map() -> None:
     assert out.receivers == (1,)
 
 
-# --- docs/routing.md#kvm-fast-path step 4 / docs/routing.md#kvm_apic_match_dest: broadcasts ----------------------------------------------------------------------
+# --- docs/routing.md#kvm-fast-path step 4 / docs/routing.md#kvm_apic_match_dest: broadcasts
+# ----------------------------------------------------------------------
 
 def x2vm(n: int, **flags: bool) -> VmState:
     return VmState(tuple(Vcpu(i, mode=ApicMode.X2APIC) for i in range(n)), **flags)
@@ -227,7 +241,8 @@ def test_hw_disabled_gets_nothing_even_broadcast() -> None:
     assert deliver(vm, msi(0xFF)).receivers == (0,)
 
 
-# --- docs/routing.md#kvm-fast-path step 8 / docs/routing.md#the-delivery-loop: lowest priority ------------------------------------------------------------------
+# --- docs/routing.md#kvm-fast-path step 8 / docs/routing.md#the-delivery-loop: lowest priority
+# ------------------------------------------------------------------
 
 def test_vector_hashing_counts_holes() -> None:
     vm = flat(0x01, 0x02, 0x04, 0x08)
@@ -268,7 +283,8 @@ def test_physical_lowest_priority_has_no_arbitration() -> None:
     assert out.receivers == () and out.result == 0  # the single target refuses
 
 
-# --- docs/routing.md#acceptance-per-delivery-mode: acceptance per delivery mode -------------------------------------------------------------------
+# --- docs/routing.md#acceptance-per-delivery-mode: acceptance per delivery mode
+# -------------------------------------------------------------------
 
 def test_sw_disabled_refuses_fixed_accepts_nmi_init_sipi() -> None:
     vm = VmState((Vcpu(0, sw_enabled=False),))
@@ -312,7 +328,8 @@ def test_vectors_below_16_are_accepted() -> None:
     assert deliver(VmState.simple(1), msi(0, 5)).receivers == (0,)
 
 
-# --- docs/routing.md#x2apic-icr-and-self_ipi: ICR and SELF_IPI writes ---------------------------------------------------------------------------
+# --- docs/routing.md#x2apic-icr-and-self_ipi: ICR and SELF_IPI writes
+# ---------------------------------------------------------------------------
 
 def test_icr_reserved_bits_fault_from_6_12() -> None:
     vm = x2vm(2)

@@ -1,7 +1,8 @@
 """Routing-relevant state of a VM and its vCPUs.
 
 Everything here is an immutable value. Creation order is the position of a vCPU in
-``VmState.vcpus``; KVM walks vCPUs in that order (``kvm_for_each_vcpu``, docs/routing.md#current-algorithm-v63-and-later),
+``VmState.vcpus``; KVM walks vCPUs in that order (``kvm_for_each_vcpu``,
+docs/routing.md#current-algorithm-v63-and-later),
 which decides "first wins" aliasing and vector-hashing order.
 """
 

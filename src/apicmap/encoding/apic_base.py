@@ -1,4 +1,5 @@
-"""IA32_APIC_BASE (MSR 0x1B): docs/routing.md#mode-from-the-apic-base, docs/routing.md#ia32_apic_base-and-the-four-states."""
+"""IA32_APIC_BASE (MSR 0x1B): docs/routing.md#mode-from-the-apic-base,
+docs/routing.md#ia32_apic_base-and-the-four-states."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """ICR (xAPIC ICR/ICR2, x2APIC 64-bit MSR 0x830) and SELF_IPI (MSR 0x83F).
 
-docs/routing.md#constants and docs/routing.md#kvm-ipis-and-acceptance; docs/routing.md#shorthands-and-the-icr and SDM Vol. 3A 11.12.11 ("SELF IPI Register").
+docs/routing.md#constants and docs/routing.md#kvm-ipis-and-acceptance; docs/routing.md#shorthands-and-the-icr and SDM
+Vol. 3A 11.12.11 ("SELF IPI Register").
 """
 
 from __future__ import annotations

@@ -188,7 +188,8 @@ class StatefulCampaign:
         path = self.out / f"sequence-{digest}.toml"
         lines = [f"# apicmap fuzz --stateful reproducer: {divergence.kind}",
                  "# the naive model (map always fresh) disagrees with the kernel; the model that tracks",
-                 "# KVM's recalculation points agrees (docs/routing.md#when-the-map-is-rebuilt). re-run: apicmap check THIS_FILE"]
+                 "# KVM's recalculation points agrees (docs/routing.md#when-the-map-is-rebuilt). re-run: apicmap check "
+                 "THIS_FILE"]
         if self.kernel:
             lines += ["[sequence]", f'kernel = "{self.kernel}"']
         for step in divergence.steps:

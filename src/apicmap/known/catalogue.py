@@ -76,12 +76,14 @@ CATALOGUE: tuple[KnownDifference, ...] = (
                     "KVM turns an 8-bit 0xFF MSI into the x2APIC broadcast for x2APIC-mode targets "
                     "(docs/routing.md#kvm_apic_match_dest); the architecture leaves it to the implementation.",
                     "catalogue/broadcast-quirk.toml",
-                    # With the quirk on, 0xFF is the MSI broadcast and 0xFFFFFFFF is none (docs/routing.md#kvm-fast-path step 4).
+                    # With the quirk on, 0xFF is the MSI broadcast and 0xFFFFFFFF is none (docs/routing.md#kvm-fast-path
+                    # step 4).
                     lambda vm, i, m, model, arch: m is not None and m.source is None
                     and m.dest.address[0] in (0xFF, 0xFFFFFFFF)),
     KnownDifference("hotplug-hack",
                     "KVM compares a physical destination above 0xFF with the vcpu_id even for xAPIC-mode "
-                    "vCPUs (slow path always, map with USE_32BIT_IDS; docs/routing.md#current-algorithm-v63-and-later, docs/routing.md#kvm_apic_match_dest); an xAPIC ID "
+                    "vCPUs (slow path always, map with USE_32BIT_IDS; docs/routing.md#current-algorithm-v63-and-later, "
+                    "docs/routing.md#kvm_apic_match_dest); an xAPIC ID "
                     "has 8 bits (docs/routing.md#physical-destination).",
                     "catalogue/hotplug-hack.toml",
                     lambda vm, i, m, model, arch: m is not None and m.dest.address[1] is DestMode.PHYSICAL
@@ -100,29 +102,35 @@ CATALOGUE: tuple[KnownDifference, ...] = (
                     "catalogue/illegal-vectors.toml",
                     lambda vm, i, m, model, arch: m is not None and m.vector < 16),
     KnownDifference("x2apic-logical-through-phys-map",
-                    "x2APIC logical lookups reuse phys_map and reach xAPIC-mode vCPUs (docs/routing.md#kvm-fast-path step 6).",
+                    "x2APIC logical lookups reuse phys_map and reach xAPIC-mode vCPUs (docs/routing.md#kvm-fast-path "
+                    "step 6).",
                     "catalogue/x2apic-logical-phys-map.toml", _xapic_lowest_or_mixed),
     KnownDifference("msi-address-hi-ignored",
                     "Without USE_32BIT_IDS KVM ignores address_hi and reads an 8-bit destination "
-                    "(docs/routing.md#kvm-msi-and-ioapic-decoding); read architecturally, address_hi is a remapped 32-bit destination.",
+                    "(docs/routing.md#kvm-msi-and-ioapic-decoding); read architecturally, address_hi is a remapped "
+                    "32-bit destination.",
                     "catalogue/msi-address-hi-ignored.toml", _msi_hi_ignored),
     KnownDifference("msi-address-hi-einval",
                     "With USE_32BIT_IDS, KVM_SIGNAL_MSI fails with EINVAL when address_hi bits 7:0 are set "
-                    "(docs/routing.md#kvm-msi-and-ioapic-decoding); that is KVM's ABI, not a message the architecture knows.",
+                    "(docs/routing.md#kvm-msi-and-ioapic-decoding); that is KVM's ABI, not a message the architecture "
+                    "knows.",
                     "catalogue/msi-address-hi-einval.toml", _msi_einval),
     KnownDifference("sw-disabled-not-in-logical-map",
                     "KVM leaves software-disabled APICs out of its logical map (v5.3+), and with no "
-                    "software-enabled LDR drops logical interrupts altogether (6.3+, docs/routing.md#current-algorithm-v63-and-later); "
+                    "software-enabled LDR drops logical interrupts altogether (6.3+, "
+                    "docs/routing.md#current-algorithm-v63-and-later); "
                     "architecturally they still accept NMI, INIT, SMI and SIPI (docs/routing.md#software-enable-svr).",
                     "catalogue/sw-disabled-logical.toml", _sw_disabled_logical),
     KnownDifference("smi-needs-smm",
-                    "KVM 6.2+ refuses SMIs when the VM has no SMM (docs/routing.md#acceptance-per-delivery-mode); the architecture "
+                    "KVM 6.2+ refuses SMIs when the VM has no SMM (docs/routing.md#acceptance-per-delivery-mode); the "
+                    "architecture "
                     "accepts them.",
                     "catalogue/smi-without-smm.toml",
                     lambda vm, i, m, model, arch: m is not None and m.delivery is DeliveryMode.SMI),
     KnownDifference("wide-logical-mda",
                     "KVM's xAPIC logical map reads only MDA bits 7:0, so a 32-bit logical destination reaches "
-                    "xAPIC APICs (docs/routing.md#kvm-fast-path step 6); an xAPIC LDR cannot match a wider MDA (docs/routing.md#logical-destination-xapic-flat-and-cluster).",
+                    "xAPIC APICs (docs/routing.md#kvm-fast-path step 6); an xAPIC LDR cannot match a wider MDA "
+                    "(docs/routing.md#logical-destination-xapic-flat-and-cluster).",
                     "catalogue/wide-logical-mda.toml", _wide_mda),
     KnownDifference("dfr-compared-exactly",
                     "KVM compares the whole 32-bit DFR: its map treats any value but 0xFFFFFFFF as cluster and "

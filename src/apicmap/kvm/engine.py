@@ -226,7 +226,8 @@ class KvmEngine(Closing):
         page = get_lapic(handle.fd, LapicPage())
         if vcpu.mode is ApicMode.X2APIC:
             # With x2apic_format the buffer ID must equal vcpu_id; without it the xAPIC-format
-            # ID is ignored (v6.11+) and the LDR is derived by KVM either way (docs/routing.md#kvm_get_lapic-and-kvm_set_lapic).
+            # ID is ignored (v6.11+) and the LDR is derived by KVM either way
+            # (docs/routing.md#kvm_get_lapic-and-kvm_set_lapic).
             page.write_x2apic_id(vcpu.vcpu_id, vm.use_32bit_ids)
             # A scenario may write its own ID/LDR (planted before 6.11, ignored from 6.11).
             if vcpu.lapic_id is not None:
@@ -542,7 +543,8 @@ class KvmVm(PreparedBase):
     # --- observation -------------------------------------------------------------------------------
 
     def _prepare_mp_states(self, mode: DeliveryMode) -> bool:
-        """SIPI only acts on a vCPU in INIT_RECEIVED, so put every vCPU there first (docs/routing.md#acceptance-per-delivery-mode)."""
+        """SIPI only acts on a vCPU in INIT_RECEIVED, so put every vCPU there first
+        (docs/routing.md#acceptance-per-delivery-mode)."""
         if mode is not DeliveryMode.SIPI:
             return False
         mp = self._mp
@@ -565,7 +567,9 @@ class KvmVm(PreparedBase):
         effects: list[Effect] = []
         for handle in order:
             if count is not None and len(effects) >= count:
-                break  # KVM_SIGNAL_MSI told how many accepted: the rest have nothing (docs/routing.md#kvm-msi-and-ioapic-decoding)
+                # KVM_SIGNAL_MSI told how many accepted: the rest have nothing
+                # (docs/routing.md#kvm-msi-and-ioapic-decoding)
+                break
             effects.extend(self._observe_one(handle, channels))
         return effects
 
@@ -589,7 +593,8 @@ class KvmVm(PreparedBase):
             if self._events.smi_pending:
                 found.append(Effect(vid, EffectKind.SMI))
         if MP in channels:
-            # KVM_GET_MP_STATE processes latched INIT/SIPI (docs/routing.md#reset-and-init-in-kvm): INIT moves a non-BSP vCPU to
+            # KVM_GET_MP_STATE processes latched INIT/SIPI (docs/routing.md#reset-and-init-in-kvm): INIT moves a non-BSP
+            # vCPU to
             # INIT_RECEIVED; a SIPI moves one in INIT_RECEIVED to RUNNABLE.
             ioctl_ptr(handle.fd, s.KVM_GET_MP_STATE, self._mp)
             state = self._mp.mp_state
