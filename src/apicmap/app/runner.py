@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from apicmap.domain.engine import Engine, PreparedVm
 from apicmap.domain.outcome import Outcome
@@ -23,6 +24,7 @@ class KvmTarget:
 
     engine: Engine
     release: str
+    report: Mapping[str, object] = field(default_factory=dict)  # the kernel's ``kvm.host.host_report()``
 
 
 class Check(enum.Enum):

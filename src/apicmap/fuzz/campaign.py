@@ -149,6 +149,9 @@ class Campaign:
     progress: Callable[[Campaign], None] | None = None
     max_findings: int | None = None  # stop early (used by time-to-find measurements)
     store: FuzzStore | None = None  # None and no out: an in-memory database, no index
+    # Against "kvm": the engine of a booted kernel (``--on``) and what it supports; None: this machine's.
+    kvm_engine: Engine | None = None
+    kvm_profile: Profile | None = None
     findings: list[Finding] = field(default_factory=list)  # new ones, in the order they were detected
     saved: dict[str, dict[str, object]] = field(default_factory=dict)  # reported by earlier campaigns
     pairs: int = 0
@@ -193,6 +196,8 @@ class Campaign:
         return self.max_findings is not None and len(self.findings) >= self.max_findings
 
     def _other_engine(self) -> tuple[Engine, Profile]:
+        if self.against == "kvm" and self.kvm_engine is not None:
+            return self.kvm_engine, self.kvm_profile or Profile()
         if self.against == "kvm":
             from apicmap.kvm.engine import KvmEngine
 
