@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from apicmap import __version__
 from apicmap.app.commands import (
     bench,
     check,
@@ -28,6 +27,7 @@ from apicmap.app.commands import (
 from apicmap.app.commands import map as map_command
 from apicmap.app.commands.common import HelpFormatter, Parser, build_parents
 from apicmap.errors import ApicmapError
+from apicmap.version import __version__
 
 COMMANDS = (run, explain, map_command, decode, check, compare, sweep, fuzz, conformance, bench, host, kernels,
             import_state)

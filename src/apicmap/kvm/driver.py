@@ -39,7 +39,8 @@ class RealSequence:
         set_apic_base(self._vm.vcpus[vcpu_id], mode, bsp=vcpu_id == 0)
         self.modes[vcpu_id] = mode
 
-    def set_lapic(self, vcpu_id: int, mode: ApicMode, *, xapic_id: int, ldr: int, dfr: int, sw_enabled: bool) -> None:
+    def set_lapic(self, vcpu_id: int, *, xapic_id: int, ldr: int, dfr: int, sw_enabled: bool) -> None:
+        mode = self.modes.get(vcpu_id, ApicMode.XAPIC)  # the page is written in the vCPU's current mode
         fd = self._vm.vcpus[vcpu_id]
         page = get_lapic(fd, LapicPage())
         if mode is ApicMode.X2APIC:
