@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from apicmap.app.render import print_table
 from apicmap.decode import KvmDecodeRules, Refused, decode_for_kvm
-from apicmap.domain.engine import Engine, PreparedVm
+from apicmap.domain.engine import Engine, PreparedVm, deliver_each
 from apicmap.domain.message import IcrInjection, Injection, IoapicInjection, MsiInjection
 from apicmap.domain.outcome import Explanation, Outcome
 from apicmap.domain.reasons import Code, because
@@ -132,15 +132,8 @@ def _deliver_all(prepared: PreparedVm, injections: Sequence[Injection], chunk: i
     """``deliver_many`` in chunks; where one injection is not expressible, that chunk goes one by one."""
     out: list[Outcome | None] = []
     for start in range(0, len(injections), chunk):
-        part = injections[start:start + chunk]
-        try:
-            out.extend(prepared.deliver_many(part))
-        except NotExpressible:
-            for injection in part:
-                try:
-                    out.append(prepared.deliver(injection))
-                except NotExpressible:
-                    out.append(None)
+        out += [None if isinstance(o, NotExpressible) else o
+                for o in deliver_each(prepared, injections[start:start + chunk])]
     return out
 
 
