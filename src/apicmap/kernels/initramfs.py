@@ -158,7 +158,10 @@ def init_script(modules: Iterable[str], agent: AgentCommand) -> str:
     """The busybox shell script run as /init (the kernel runs /init of an initramfs, see
     Documentation/filesystems/ramfs-rootfs-initramfs.rst)."""
     load = "\n".join(f"insmod /modules/{name}.ko || echo '{MARK} insmod {name} failed'" for name in modules)
-    env = f"PYTHONPATH={shlex.quote(agent.pythonpath)} HOME=/tmp PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1"
+    # The scratch space is a tmpfs at /dev/shm, not over /tmp: the host's /tmp (where a checkout or
+    # its virtualenv may live, as in a CI clone) must stay visible through the read-only share.
+    env = (f"PYTHONPATH={shlex.quote(agent.pythonpath)} HOME=/dev/shm TMPDIR=/dev/shm PYTHONDONTWRITEBYTECODE=1 "
+           "PYTHONUNBUFFERED=1")
     run = " ".join(shlex.quote(a) for a in agent.argv())
     return f"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -172,7 +175,7 @@ mount -t 9p -o {SHARE_OPTIONS} {HOST_SHARE_TAG} /host || fail '{MARK_MOUNT_FAILE
 mount -t devtmpfs devtmpfs /host/dev || fail '{MARK} cannot mount /dev in the host share'
 mount -t proc proc /host/proc
 mount -t sysfs sysfs /host/sys
-mount -t tmpfs tmpfs /host/tmp
+mkdir -p /host/dev/shm && mount -t tmpfs tmpfs /host/dev/shm
 [ -c /dev/kvm ] || echo '{MARK_NO_KVM}'
 echo "{MARK_AGENT_START} at uptime $(cut -d' ' -f1 /proc/uptime) s"
 chroot /host /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin {env} {run}
