@@ -133,6 +133,33 @@ class KvmSregs(ctypes.Structure):
                 ("efer", ctypes.c_uint64), ("apic_base", ctypes.c_uint64), ("interrupt_bitmap", ctypes.c_uint64 * 4)]
 
 
+class KvmRegs(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
+        "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags")]
+
+
+class KvmUserspaceMemoryRegion(ctypes.Structure):
+    _fields_ = [("slot", ctypes.c_uint32), ("flags", ctypes.c_uint32), ("guest_phys_addr", ctypes.c_uint64),
+                ("memory_size", ctypes.c_uint64), ("userspace_addr", ctypes.c_uint64)]
+
+
+# struct kvm_run, as far as apicmap reads it: exit_reason at offset 8, then the io exit's fields.
+KVM_RUN_EXIT_REASON = 8
+KVM_RUN_IO_DIRECTION = 32  # struct { __u8 direction; __u8 size; __u16 port; __u32 count; __u64 data_offset; } io
+KVM_RUN_IO_PORT = 34
+KVM_EXIT_IO_OUT = 1
+
+# KVM_EXIT_* reasons (linux/kvm.h), for messages.
+KVM_EXIT_IO = 2
+KVM_EXIT_HLT = 5
+EXIT_REASON_NAMES = {
+    0: "KVM_EXIT_UNKNOWN", 1: "KVM_EXIT_EXCEPTION", 2: "KVM_EXIT_IO", 3: "KVM_EXIT_HYPERCALL", 4: "KVM_EXIT_DEBUG",
+    5: "KVM_EXIT_HLT", 6: "KVM_EXIT_MMIO", 7: "KVM_EXIT_IRQ_WINDOW_OPEN", 8: "KVM_EXIT_SHUTDOWN",
+    9: "KVM_EXIT_FAIL_ENTRY", 10: "KVM_EXIT_INTR", 17: "KVM_EXIT_INTERNAL_ERROR",
+}
+
+
 class KvmIrqLevel(ctypes.Structure):
     _fields_ = [("irq", ctypes.c_int32), ("level", ctypes.c_uint32)]  # irq doubles as the returned status
 
@@ -175,13 +202,19 @@ KVM_GET_API_VERSION = _io(0x00)
 KVM_CREATE_VM = _io(0x01)
 KVM_CHECK_EXTENSION = _io(0x03)
 KVM_GET_SUPPORTED_CPUID = _iowr(0x05, KvmCpuid2Header)
+KVM_GET_VCPU_MMAP_SIZE = _io(0x04)
 KVM_CREATE_VCPU = _io(0x41)
+KVM_SET_USER_MEMORY_REGION = _iow(0x46, KvmUserspaceMemoryRegion)
 KVM_CREATE_IRQCHIP = _io(0x60)
 KVM_GET_IRQCHIP = _iowr(0x62, KvmIrqchip)
 KVM_SET_IRQCHIP = _ior(0x63, KvmIrqchip)
 KVM_IRQ_LINE_STATUS = _iowr(0x67, KvmIrqLevel)
 KVM_SET_BOOT_CPU_ID = _io(0x78)
+KVM_RUN = _io(0x80)
+KVM_GET_REGS = _ior(0x81, KvmRegs)
+KVM_SET_REGS = _iow(0x82, KvmRegs)
 KVM_GET_SREGS = _ior(0x83, KvmSregs)
+KVM_SET_SREGS = _iow(0x84, KvmSregs)
 KVM_GET_MSRS = _iowr(0x88, KvmMsrsHeader)
 KVM_SET_MSRS = _iow(0x89, KvmMsrsHeader)
 KVM_GET_LAPIC = _ior(0x8E, KvmLapicState)
@@ -196,5 +229,6 @@ KVM_SIGNAL_MSI = _iow(0xA5, KvmMsi)
 
 IOCTL_NAMES = {value: name for name, value in dict(globals()).items()
                if name.startswith("KVM_")
-               and not name.startswith(("KVM_CAP_", "KVM_VCPUEVENT_", "KVM_IRQCHIP_", "KVM_API"))
+               and not name.startswith(("KVM_CAP_", "KVM_VCPUEVENT_", "KVM_IRQCHIP_", "KVM_API", "KVM_EXIT_",
+                                        "KVM_RUN_"))
                and isinstance(value, int) and (value >> 8) & 0xFF == KVMIO}

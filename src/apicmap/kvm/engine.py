@@ -40,9 +40,12 @@ from apicmap.encoding.kinds import DeliveryMode
 from apicmap.encoding.msi import MSI_ADDRESS_LAYOUT, MSI_DATA_LAYOUT
 from apicmap.errors import NotExpressible
 from apicmap.kvm import abi as s
-from apicmap.kvm.host import vector_hashing
+from apicmap.kvm.host import vector_hashing, vendor_module
 from apicmap.kvm.ioctl import KvmIoctlError, _ioctl, ioctl_ptr, signal_msi
 from apicmap.kvm.vm import (
+    PROBE_CODE,
+    XAPIC_ICR_WRITE_CODE,
+    GuestCodeFailed,
     KvmSystem,
     LapicPage,
     RawVm,
@@ -159,7 +162,31 @@ class KvmEngine(Closing):
         self.vector_hashing = vector_hashing()
         self._cache: dict[tuple[tuple[int, ...], int], _RealVm] = {}
         self._cache_size = cache_size
+        self._guest_code: str | None = None  # "" once guest code is known to run, else why not
         self._raise_fd_limit()
+
+    def guest_code_unavailable(self) -> str | None:
+        """Why this kernel cannot run guest code, or None if it can; tried once per engine on a
+        scratch VM of one vCPU (``PROBE_CODE``: one OUT in flat 32-bit protected mode). A kernel
+        whose KVM_RUN faults, fails entry or exits elsewhere gives the reason."""
+        if self._guest_code is None:
+            try:
+                raw = self._system.create_vm()
+            except KvmIoctlError as err:
+                self._guest_code = f"a probe VM could not be created ({err})"
+                return self._guest_code
+            try:
+                raw.create_irqchip()
+                fd = raw.create_vcpu(0)
+                set_apic_base(fd, ApicMode.XAPIC)
+                raw.guest_runner().run(fd, PROBE_CODE)
+                self._guest_code = ""
+            except (GuestCodeFailed, KvmIoctlError) as err:
+                module = vendor_module() or "KVM"
+                self._guest_code = f"this kernel cannot run guest code ({module}: {err})"
+            finally:
+                raw.close()
+        return self._guest_code or None
 
     # --- VM creation -----------------------------------------------------------------------------
 
@@ -297,10 +324,14 @@ class KvmVm(PreparedBase):
         result: int | None = None
         rejected: str | None = None
         touched: set[int] | None = None  # vCPU ids proven to be the only ones changed; None = all
+        xapic_icr = False  # sent by guest code, which also changed the source's ICR and TPR: restore all
         try:
             match injection:
                 case MsiInjection():
                     result, rejected = self._signal_msi(injection)
+                case IcrInjection(source=src, icr=icr) if self._from_xapic(injection):
+                    self._write_xapic_icr(src, icr)
+                    xapic_icr = True
                 case IcrInjection(source=src, icr=icr):
                     if not self._write_msr(src, s.MSR_X2APIC_ICR, icr):
                         rejected = f"KVM_SET_MSRS: the write of ICR MSR 0x830 = {icr:#x} on vCPU {src} failed"
@@ -327,6 +358,7 @@ class KvmVm(PreparedBase):
             # apic_arb_prio (bumped even on refusal) matters only without vector hashing.
             arb_irrelevant = LOWEST_ARB not in channels or self._vm.vector_hashing
             if channels is not ALL_CHANNELS and not prepared_mp and MP not in channels and arb_irrelevant and \
+                    not xapic_icr and \
                     (result is not None or isinstance(injection, (IcrInjection, SelfIpiInjection))):
                 # The count (MSI) or a full scan (IPI) accounts for every change.
                 touched = {e.vcpu_id for e in effects}
@@ -467,11 +499,17 @@ class KvmVm(PreparedBase):
         return results
 
     def _check_expressible(self, injection: Injection, mode: DeliveryMode, rh: bool) -> None:
-        if isinstance(injection, IcrInjection):
-            source = self._vm.vcpu(injection.source) if self._vm.has_vcpu(injection.source) else None
-            if source is not None and source.mode is ApicMode.XAPIC:
+        if isinstance(injection, IcrInjection) and self._from_xapic(injection):
+            reason = self._engine.guest_code_unavailable()
+            if reason is not None:
                 raise NotExpressible(f"IPI from xAPIC-mode vCPU {injection.source}: an xAPIC ICR write is MMIO "
-                                     "and needs guest code; the host can only write x2APIC ICR MSRs")
+                                     f"and needs guest code, and {reason}")
+            if mode not in (DeliveryMode.FIXED, DeliveryMode.LOWEST):
+                # The source runs while it sends: an NMI, SMI, INIT or SIPI that reaches it acts on
+                # the running vCPU (an NMI is injected before the next instruction) instead of
+                # staying pending for observation. FIXED/LOWEST stay in IRR (EFLAGS.IF = 0).
+                raise NotExpressible(f"{mode.name} IPI from xAPIC-mode vCPU {injection.source}: the source runs "
+                                     "guest code to write its ICR, and such an IPI would act on it while it runs")
         lowest = is_lowest_priority(mode, rh)
         if lowest and self._engine.vector_hashing is not None and \
                 self._vm.vector_hashing != self._engine.vector_hashing:
@@ -517,6 +555,26 @@ class KvmVm(PreparedBase):
 
     def _handle(self, vcpu_id: int) -> _VcpuHandle:
         return self._real.vcpus[self._vm.creation_index(vcpu_id)]
+
+    def _from_xapic(self, injection: IcrInjection) -> bool:
+        vm = self._vm
+        return vm.has_vcpu(injection.source) and vm.vcpu(injection.source).mode is ApicMode.XAPIC
+
+    def _write_xapic_icr(self, vcpu_id: int, icr: int) -> None:
+        """The source writes ICR2 (``icr`` bits 63:32), then the ICR low word (bits 31:0), which
+        sends (SDM Vol. 3A 11.6.1), as guest code: KVM's apic_mmio_write() takes the write to the
+        APIC page (SDM Vol. 3A 11.4.1) and kvm_lapic_reg_write(APIC_ICR) calls kvm_apic_send_ipi().
+        The source's register page (ICR, ICR2, and the TPR that KVM_SET_SREGS rewrites from CR8)
+        is put back by ``_restore`` with the receivers'."""
+        handle = self._handle(vcpu_id)
+        try:
+            # Sent from the register page as applied (written after KVM_SET_SREGS, so the TPR is
+            # exact and apic_arb_prio reset, as every other injection finds them).
+            self._real.raw.guest_runner().run(handle.fd, XAPIC_ICR_WRITE_CODE, eax=icr & 0xFFFFFFFF, edx=icr >> 32,
+                                              lapic=handle.baseline_state)
+        except GuestCodeFailed as err:
+            raise NotExpressible(f"IPI from xAPIC-mode vCPU {vcpu_id}: the guest code that writes the ICR "
+                                 f"did not run: {err}") from None
 
     def _write_msr(self, vcpu_id: int, index: int, value: int) -> bool:
         return set_msr(self._handle(vcpu_id).fd, index, value, f"MSR {index:#x}")

@@ -45,6 +45,12 @@ def ioctl_raw(fd: int, request: int, arg: Any) -> tuple[int, int]:
     return (result, ctypes.get_errno() if result < 0 else 0)
 
 
+def ioctl_raw_int(fd: int, request: int, value: int = 0) -> tuple[int, int]:
+    """ioctl with an integer argument returning (result, errno) without raising (KVM_RUN)."""
+    result: int = _ioctl_int(fd, request, value)
+    return (result, ctypes.get_errno() if result < 0 else 0)
+
+
 def ioctl_int(fd: int, request: int, value: int = 0) -> int:
     result: int = _ioctl_int(fd, request, value)
     if result < 0:
