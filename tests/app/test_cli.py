@@ -232,3 +232,18 @@ def test_host_names_apicv_and_flags() -> None:
     assert "apicv" in payload and set(payload["apicv"]) == {"parameter", "value", "enabled", "note"}
     text = apicmap("host").stdout
     assert "apicv / avic" in text and "None" not in text and "True" not in text
+
+
+def test_all_kernels_explanations_are_words() -> None:
+    """``explain --all-kernels`` renders each reason (apicmap.explain.render), never a Python repr."""
+    out = apicmap("explain", PATCH, "--all-kernels").stdout
+    assert "path: fast path: physical" in out
+    assert "Reason(" not in out and "<Code." not in out
+
+
+def test_conformance_json_lists_failures(tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text('[vm]\nvcpus = 2\n[[interrupt]]\ndest = 1\nvector = 0x40\nexpect = [0]\n')
+    proc = apicmap("conformance", str(wrong), "--engines", "arch,model", "--json")
+    assert proc.returncode == 1 and not proc.stderr
+    assert json.loads(proc.stdout)["failures"][0]["engine"] == "model"

@@ -32,7 +32,8 @@ from apicmap.kernels.source import ALLOWED_FORMS, parse_spec
 def add_kernels_command(subparsers: Any) -> argparse.ArgumentParser:
     """``apicmap kernels fetch SPEC... [--modules DIR]`` and ``apicmap kernels list [--json]``."""
     kernels = subparsers.add_parser("kernels", help="real kernels to run the kvm engine on (--on KERNEL)")
-    actions = kernels.add_subparsers(dest="kernels_command", required=True)
+    actions = kernels.add_subparsers(dest="kernels_command", required=True, metavar="ACTION",
+                                     help="fetch: download and cache kernels; list: the cached ones")
     fetch_parser = actions.add_parser("fetch", help="download and cache kernels (a no-op when cached)")
     fetch_parser.add_argument("specs", nargs="+", metavar="KERNEL", help=ALLOWED_FORMS)
     fetch_parser.add_argument("--modules", help="modules directory for a kernel image path")
