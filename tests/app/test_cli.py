@@ -247,3 +247,9 @@ def test_conformance_json_lists_failures(tmp_path: Path) -> None:
     proc = apicmap("conformance", str(wrong), "--engines", "arch,model", "--json")
     assert proc.returncode == 1 and not proc.stderr
     assert json.loads(proc.stdout)["failures"][0]["engine"] == "model"
+
+
+@pytest.mark.parametrize("flags", [("--against", "arch"), ("--stateful",), ("--jobs", "2"), ("--profiles", "kvm,qemu")])
+def test_fuzz_on_is_one_campaign_against_kvm(flags: tuple[str, ...]) -> None:
+    proc = apicmap("fuzz", "--on", "debian:6.1", "--time", "1", *flags)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and proc.stderr.startswith("apicmap: error: ")

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from apicmap.app.progress import progress, ticking
 from apicmap.app.render import cell, vcpu_set
+from apicmap.domain.engine import Engine
 from apicmap.fuzz.campaign import Campaign, FuzzStore, default_store
+from apicmap.fuzz.strategies import Profile
 
 
 def fuzz_store(against: str, kernel: str | None, out: str | None) -> FuzzStore:
@@ -33,10 +35,11 @@ def _ids(value: object) -> str:
 
 
 def run_fuzz(against: str, kernel: str | None, seconds: float, seed: int | None, jobs: int, out: str | None,
-             as_json: bool) -> int:
+             as_json: bool, *, engine: Engine | None = None, profile: Profile | None = None) -> int:
     """A campaign (``jobs`` in parallel); ``seed`` None gives fresh inputs every run, N the same inputs.
     Call ``files.output.check_output_dir(out, "--out")`` first. Findings earlier campaigns saved (in
-    the store, see ``fuzz_store``) are not reported again; new ones are listed in detection order."""
+    the store, see ``fuzz_store``) are not reported again; new ones are listed in detection order.
+    ``engine``/``profile``: the kvm engine to compare with (a booted guest's, ``--on``; one job)."""
     saved = 0
     label = f"fuzz {against}"
     if jobs <= 1:
@@ -47,7 +50,7 @@ def run_fuzz(against: str, kernel: str | None, seconds: float, seed: int | None,
                            f"{c.pairs} pairs, {rate:,.0f}/s, {len(c.findings)} divergences")
 
             campaign = Campaign(against, kernel, seconds, seed, Path(out) if out else None, progress=report,
-                                store=fuzz_store(against, kernel, out))
+                                store=fuzz_store(against, kernel, out), engine=engine, profile=profile)
             findings = [f.to_json() for f in campaign.run()]
         saved = len(campaign.saved)
         totals = {"pairs": campaign.pairs, "cases": campaign.cases, "skipped": campaign.skipped,

@@ -154,6 +154,8 @@ class Campaign:
     progress: Callable[[Campaign], None] | None = None
     max_findings: int | None = None  # stop early (used by time-to-find measurements)
     store: FuzzStore | None = None  # None and no out: an in-memory database, no index
+    engine: Engine | None = None  # the kvm engine to use (a booted guest's, --on); None: this host's. Not closed here
+    profile: Profile | None = None  # what ``engine`` can run; with ``engine``
     findings: list[Finding] = field(default_factory=list)  # new ones, in the order they were detected
     saved: dict[str, dict[str, object]] = field(default_factory=dict)  # reported by earlier campaigns
     pairs: int = 0
@@ -186,7 +188,8 @@ class Campaign:
                 self._chunk(model_engine, other, profile, database, chunk)
                 chunk += 1
         finally:
-            other.close()
+            if other is not self.engine:  # an engine given to the campaign belongs to its caller
+                other.close()
             model_engine.close()
         return self.findings
 
@@ -198,6 +201,8 @@ class Campaign:
         return self.max_findings is not None and len(self.findings) >= self.max_findings
 
     def _other_engine(self) -> tuple[Engine, Profile]:
+        if self.against == "kvm" and self.engine is not None:
+            return self.engine, self.profile or Profile()
         if self.against == "kvm":
             from apicmap.kvm.engine import KvmEngine
 

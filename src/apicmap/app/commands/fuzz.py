@@ -7,7 +7,14 @@ import argparse
 import sys
 from typing import Any
 
-from apicmap.app.commands.common import Parents, add_command, kernel_choice, positive_float, print_json
+from apicmap.app.commands.common import (
+    Parents,
+    add_command,
+    kernel_choice,
+    kvm_target_for,
+    positive_float,
+    print_json,
+)
 from apicmap.app.progress import ticking
 from apicmap.errors import InputError
 
@@ -15,7 +22,7 @@ from apicmap.errors import InputError
 def register(subparsers: Any, parents: Parents) -> None:
     parser = add_command(subparsers, "fuzz",
                          "differential fuzzing of the model against the kernel or the architecture",
-                         [parents.json, parents.kernel], handle)
+                         [parents.json, parents.kernel, parents.on], handle)
     parser.add_argument("--against", choices=("kvm", "arch"), default="kvm", help="what the model is compared with")
     parser.add_argument("--time", type=positive_float, default=60.0, metavar="SECONDS", help="how long to fuzz")
     parser.add_argument("--seed", type=int, metavar="N",
@@ -39,6 +46,9 @@ def handle(args: argparse.Namespace) -> int:
         raise InputError("--stateful", "sequences are compared with the kernel", "--against kvm")
     if args.stateful and args.jobs != 1:
         raise InputError("--jobs", "sequence fuzzing runs one campaign (one VM at a time)", "--jobs 1 with --stateful")
+    if args.on and (args.against != "kvm" or args.stateful or args.jobs != 1 or args.profiles is not None):
+        raise InputError("--on", "runs one campaign against the kvm engine inside a booted kernel",
+                         "--against kvm with one job, without --stateful and --profiles")
     if not 1 <= args.jobs <= 64:
         raise InputError("--jobs", f"bad value {args.jobs}", "1..64")
     try:
@@ -59,6 +69,8 @@ def handle(args: argparse.Namespace) -> int:
 
         return run_fuzz_profiles(args.profiles, args.kernel, args.time, args.seed if args.seed is not None else 0,
                                  args.out, args.json)
+    if args.on:
+        return _on(args)
     if args.against == "kvm":
         from apicmap.kvm.host import kvm_available
 
@@ -98,3 +110,21 @@ def _stateful(args: argparse.Namespace) -> int:
             print(f"  [{b['found_after_s']}s] {b['behaviour']} ({b['steps']} steps)"
                   + (f": {b['reproducer']}" if b["reproducer"] else ""))
     return 1 if found else 0
+
+
+def _on(args: argparse.Namespace) -> int:
+    """``fuzz --against kvm --on KERNEL``: the campaign's kvm engine runs in the booted kernel (one boot), and
+    the model follows that kernel's release unless ``--kernel`` says another."""
+    from apicmap.app.fuzz import run_fuzz
+    from apicmap.fuzz.strategies import Profile
+
+    with kvm_target_for(args) as target:
+        assert target is not None
+        session = getattr(target.engine, "session", None)
+        hello: dict[str, Any] = getattr(session, "hello", None) or {}
+        report: dict[str, Any] = hello.get("host_report") or {}
+        hashing = report.get("vector_hashing")
+        profile = Profile(vector_hashing=True if hashing is None else bool(hashing), smm=bool(report.get("smm")))
+        kernel = args.kernel if args.kernel is not None else target.release
+        return run_fuzz(args.against, kernel, args.time, args.seed, 1, args.out, args.json, engine=target.engine,
+                        profile=profile)
