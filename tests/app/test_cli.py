@@ -232,3 +232,40 @@ def test_host_names_apicv_and_flags() -> None:
     assert "apicv" in payload and set(payload["apicv"]) == {"parameter", "value", "enabled", "note"}
     text = apicmap("host").stdout
     assert "apicv / avic" in text and "None" not in text and "True" not in text
+
+
+def test_all_kernels_explanations_are_words() -> None:
+    """``explain --all-kernels`` renders each reason (apicmap.explain.render), never a Python repr."""
+    out = apicmap("explain", PATCH, "--all-kernels").stdout
+    assert "path: fast path: physical" in out
+    assert "Reason(" not in out and "<Code." not in out
+
+
+def test_conformance_json_lists_failures(tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text('[vm]\nvcpus = 2\n[[interrupt]]\ndest = 1\nvector = 0x40\nexpect = [0]\n')
+    proc = apicmap("conformance", str(wrong), "--engines", "arch,model", "--json")
+    assert proc.returncode == 1 and not proc.stderr
+    assert json.loads(proc.stdout)["failures"][0]["engine"] == "model"
+
+
+@pytest.mark.parametrize("flags", [("--against", "arch"), ("--stateful",), ("--jobs", "2"), ("--profiles", "kvm,qemu")])
+def test_fuzz_on_is_one_campaign_against_kvm(flags: tuple[str, ...]) -> None:
+    proc = apicmap("fuzz", "--on", "debian:6.1", "--time", "1", *flags)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and proc.stderr.startswith("apicmap: error: ")
+
+
+def test_check_shows_qemu_without_judging_it_by_kvm_expectations() -> None:
+    """``expect`` describes KVM; QEMU's TCG (vCPU 1 only, here) is a column, not a verdict. A VM QEMU cannot
+    number (vCPU ids 1 and 256) makes each interrupt not expressible, not the command fail."""
+    from apicmap.qemu import find_qemu
+    from apicmap.qemu.build import find_gcc
+
+    if find_qemu() is None or find_gcc() is None:
+        pytest.skip("qemu-system-x86_64 or gcc not found")
+    proc = apicmap("check", PATCH, "--engines", "arch,model,qemu", "--json")
+    payload = json.loads(proc.stdout)
+    assert proc.returncode == 0 and payload["ok"] and payload["interrupts"][0]["qemu"]["receivers"] == [1]
+    vcpu256 = str(ROOT / "examples" / "vcpu256-xapic.toml")
+    other = json.loads(apicmap("check", vcpu256, "--engines", "model,qemu", "--json").stdout)
+    assert all(case["qemu"]["not_expressible"] for case in other["interrupts"])

@@ -45,3 +45,18 @@ def test_fetch_cached_then_run_on_it(debian_6_1: GuestKernel, capsys: pytest.Cap
         vm = VmState((Vcpu(0), Vcpu(1), Vcpu(2, xapic_id=1)))
         assert engine.name == "kvm"
         assert engine.prepare(vm).deliver(MsiInjection(0xFEE01000, 0, 0x40)).receivers == (1,)
+
+
+@pytest.mark.guest
+def test_fuzz_against_a_booted_kernel(debian_6_1: GuestKernel, tmp_path: Path) -> None:
+    """``fuzz --against kvm --on debian:6.1``: one boot, the model follows the guest's release."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "apicmap", "fuzz", "--against", "kvm", "--on", "debian:6.1",
+                           "--time", "10", "--out", str(tmp_path / "finds"), "--json"],
+                          capture_output=True, text=True, cwd=root)
+    assert proc.returncode in (0, 1), proc.stderr
+    payload = json.loads(proc.stdout)
+    assert payload["pairs"] > 0 and payload["kernel"].startswith("6.1.")

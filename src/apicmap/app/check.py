@@ -18,6 +18,7 @@ class CheckRow:
     model: CaseResult
     kvm: CaseResult | None
     arch_checked: bool = True  # False: --engines left arch out (its column is not shown or counted)
+    qemu: CaseResult | None = None  # --engines with qemu: shown, neither compared nor checked (QEMU's TCG is not KVM)
 
     @property
     def differs(self) -> bool:
@@ -50,7 +51,8 @@ class CheckReport:
             "interrupts": [
                 {"index": r.arch.case.index, "name": r.arch.case.name, "differs": r.differs,
                  "arch": r.arch.to_json() if r.arch_checked else None, "model": r.model.to_json(),
-                 "kvm": None if r.kvm is None else r.kvm.to_json()}
+                 "kvm": None if r.kvm is None else r.kvm.to_json(),
+                 **({} if r.qemu is None else {"qemu": r.qemu.to_json()})}
                 for r in self.rows
             ],
         }
@@ -80,7 +82,8 @@ def check_scenario(scenario: Scenario, kernel: str | None = None,
     model = run_scenario(scenario, "model", model_kernel, explain=True)
     kvm: list[CaseResult] | None = (run_scenario(scenario, "kvm", explain=True, kvm=kvm_target)
                                     if available else None)
-    rows = tuple(CheckRow(a, m, None if kvm is None else kvm[i], "arch" in engines)
+    qemu = run_scenario(scenario, "qemu", explain=True) if "qemu" in engines else None
+    rows = tuple(CheckRow(a, m, None if kvm is None else kvm[i], "arch" in engines, None if qemu is None else qemu[i])
                  for i, (a, m) in enumerate(zip(arch, model, strict=True)))
     return CheckReport(scenario, rows, None if available else why)
 
@@ -98,7 +101,7 @@ def _cell(result: CaseResult | None) -> str:
         text += f" r={out.result}"
     if out.rejected:
         text += " refused"
-    if result.check is Check.FAIL:
+    if result.check is Check.FAIL and result.engine != "qemu":  # expect describes KVM; QEMU's column is shown only
         text += " EXPECT-FAIL"
     elif result.engine == "arch" and result.case.expect is not None and result.case.expect_arch is None:
         text += " (no expect_arch: unchecked)"
@@ -115,11 +118,14 @@ def print_check(report: CheckReport) -> None:
     if report.kvm_skipped:
         print(f"(kvm engine skipped: {report.kvm_skipped})")
     arch = bool(report.rows) and report.rows[0].arch_checked
+    qemu = bool(report.rows) and report.rows[0].qemu is not None
     rows = [[str(r.arch.case.index), r.arch.case.name, *([_cell(r.arch)] if arch else []), _cell(r.model),
-             _cell(r.kvm), "DIFFERS" if r.differs else ("expect failed" if r.failed_expect else "ok")]
+             _cell(r.kvm), *([_cell(r.qemu)] if qemu else []),
+             "DIFFERS" if r.differs else ("expect failed" if r.failed_expect else "ok")]
             for r in report.rows]
     print_table(f"check {report.scenario.path}",
-                ["#", "interrupt", *(["arch"] if arch else []), "model", "kvm", "verdict"], rows)
+                ["#", "interrupt", *(["arch"] if arch else []), "model", "kvm", *(["qemu"] if qemu else []),
+                 "verdict"], rows)
     print(wrap("legend: " + LEGEND, 110, "        "))
     for r in report.rows:
         if not (r.differs or r.failed_expect):

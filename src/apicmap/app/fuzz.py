@@ -38,7 +38,8 @@ def run_fuzz(against: str, kernel: str | None, seconds: float, seed: int | None,
              as_json: bool, *, kvm_engine: Engine | None = None, kvm_profile: Profile | None = None) -> int:
     """A campaign (``jobs`` in parallel); ``seed`` None gives fresh inputs every run, N the same inputs.
     Call ``files.output.check_output_dir(out, "--out")`` first. Findings earlier campaigns saved (in
-    the store, see ``fuzz_store``) are not reported again; new ones are listed in detection order."""
+    the store, see ``fuzz_store``) are not reported again; new ones are listed in detection order.
+    ``engine``/``profile``: the kvm engine to compare with (a booted guest's, ``--on``; one job)."""
     saved = 0
     label = f"fuzz {against}"
     if jobs <= 1:

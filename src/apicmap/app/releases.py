@@ -13,6 +13,7 @@ from pathlib import Path
 from apicmap.domain.message import Injection
 from apicmap.domain.outcome import Outcome
 from apicmap.domain.vm import VmState
+from apicmap.explain import render
 from apicmap.files.scenario import InterruptCase, Scenario, load_scenario
 from apicmap.files.sequence import Step, apply, is_sequence_file, load_sequence
 from apicmap.model.attribution import Attribution, attribute, model_outcome, outcome_key
@@ -88,13 +89,13 @@ def print_release_view(scenario: Scenario, *, explain: bool = False, as_json: bo
                 print(f"  {'':<14}   changed by {r.changed_by.describe()}")
             explanation = r.outcome.explanation
             if explain and explanation is not None:
-                print(f"  {'':<14}   path: {explanation.path}")
+                print(f"  {'':<14}   path: {render(explanation.path)}")
                 if explanation.map_state:
                     print(f"  {'':<14}   map:  {explanation.map_state}")
                 for note in explanation.notes:
-                    print(f"  {'':<14}   note: {note}")
+                    print(f"  {'':<14}   note: {render(note)}")
                 for vid, reason in explanation.reasons:
-                    print(f"  {'':<14}   vCPU {vid:>4}: {reason}")
+                    print(f"  {'':<14}   vCPU {vid:>4}: {render(reason)}")
     return 0
 
 

@@ -113,7 +113,12 @@ def run_scenario(scenario: Scenario, engine_name: str, kernel: str | None = None
     skip_reason = expectation_applies(engine_name, scenario, kernel, kvm_release)
     release = run_release(engine_name, scenario, kernel, kvm_release)
     results: list[CaseResult] = []
-    with engine.prepare(scenario.vm) as prepared:
+    try:
+        prepared_vm = engine.prepare(scenario.vm)
+    except NotExpressible as err:  # the VM itself (e.g. vCPU ids QEMU cannot number): every interrupt says why
+        return [CaseResult(case, engine_name, None, str(err), Check.NOT_APPLICABLE, "not expressible on this engine")
+                for case in scenario.interrupts]
+    with prepared_vm as prepared:
         outcomes = deliver_each(prepared, [c.injection for c in scenario.interrupts], explain=explain)
         for case, outcome in zip(scenario.interrupts, outcomes, strict=True):
             if isinstance(outcome, NotExpressible):

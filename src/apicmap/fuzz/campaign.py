@@ -128,6 +128,11 @@ class _CorpusDatabase(DirectoryBasedExampleDatabase):
         self.save(dest, value)
 
 
+def _returned(outcome: Outcome) -> str:
+    """The return value as a reproducer's comment says it: ``-`` for an engine that has none (arch)."""
+    return "-" if outcome.result is None else str(outcome.result)
+
+
 def _detail(outcome: Outcome, versus: Outcome) -> str:
     """What of ``outcome`` differs from ``versus`` beyond receivers and return: rejection, effects."""
     parts = []
@@ -184,7 +189,8 @@ class Campaign:
                 self._chunk(model_engine, other, profile, database, chunk)
                 chunk += 1
         finally:
-            other.close()
+            if other is not self.kvm_engine:  # an engine given to the campaign belongs to its caller
+                other.close()
             model_engine.close()
         return self.findings
 
@@ -332,8 +338,8 @@ class Campaign:
         expect_arch = finding.other.receivers if other == "arch" else None
         header = [f"apicmap fuzz reproducer: model (KVM {kernel or 'newest'}) vs {other}",
                   f"signature: {finding.signature}",
-                  f"model: {list(finding.model.receivers)} return {finding.model.result}; "
-                  f"{other}: {list(finding.other.receivers)} return {finding.other.result}",
+                  f"model: {list(finding.model.receivers)} return {_returned(finding.model)}; "
+                  f"{other}: {list(finding.other.receivers)} return {_returned(finding.other)}",
                   *([f"model: {_detail(finding.model, finding.other) or '-'}; "
                      f"{other}: {_detail(finding.other, finding.model) or '-'}"]
                     if _detail(finding.model, finding.other) or _detail(finding.other, finding.model) else []),

@@ -36,9 +36,9 @@ def handle(args: argparse.Namespace) -> int:
     from apicmap.app.check import check_scenario, print_check
 
     engines = tuple(args.engines)
-    if "model" not in engines or not set(engines) <= set(DEFAULT_ENGINES):
+    if "model" not in engines or not set(engines) <= {*DEFAULT_ENGINES, "qemu"}:
         raise InputError("--engines", f"check cannot run {','.join(engines)}",
-                         "model, with arch and/or kvm, e.g. model,kvm")
+                         "model, with any of arch, kvm and qemu, e.g. model,kvm")
     document, where = read_document(args.file)
     if "step" in document:
         if args.kernel is not None or engines != DEFAULT_ENGINES:

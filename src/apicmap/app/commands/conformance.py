@@ -4,6 +4,7 @@ with a summary, JUnit XML and TAP."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 from apicmap.app.commands.check import DEFAULT_ENGINES
@@ -58,7 +59,7 @@ def handle(args: argparse.Namespace) -> int:
         write_output(args.tap, tap(reports))
     if args.json:
         payload: dict[str, object] = {"passed": summary.passed, "failed": summary.failed,
-                                      "skipped": summary.skipped, "failures": [r.__dict__ for r in failed]}
+                                      "skipped": summary.skipped, "failures": [dataclasses.asdict(r) for r in failed]}
         if kernel is not None:
             payload["kernel"] = kernel
         if target is not None:

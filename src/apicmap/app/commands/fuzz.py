@@ -7,7 +7,14 @@ import argparse
 import sys
 from typing import Any
 
-from apicmap.app.commands.common import Parents, add_command, kernel_choice, positive_float, print_json
+from apicmap.app.commands.common import (
+    Parents,
+    add_command,
+    kernel_choice,
+    kvm_target_for,
+    positive_float,
+    print_json,
+)
 from apicmap.app.progress import ticking
 from apicmap.errors import InputError
 
@@ -39,6 +46,9 @@ def handle(args: argparse.Namespace) -> int:
         raise InputError("--stateful", "sequences are compared with the kernel", "--against kvm")
     if args.stateful and args.jobs != 1:
         raise InputError("--jobs", "sequence fuzzing runs one campaign (one VM at a time)", "--jobs 1 with --stateful")
+    if args.on and (args.against != "kvm" or args.stateful or args.jobs != 1 or args.profiles is not None):
+        raise InputError("--on", "runs one campaign against the kvm engine inside a booted kernel",
+                         "--against kvm with one job, without --stateful and --profiles")
     if not 1 <= args.jobs <= 64:
         raise InputError("--jobs", f"bad value {args.jobs}", "1..64")
     try:
@@ -107,7 +117,6 @@ def _stateful(args: argparse.Namespace) -> int:
 
 def _on(args: argparse.Namespace) -> int:
     """One campaign against the KVM of a booted kernel; the model follows its release."""
-    from apicmap.app.commands.common import kvm_target_for
     from apicmap.app.fuzz import run_fuzz
     from apicmap.fuzz.strategies import Profile
 
