@@ -9,8 +9,6 @@ preferring fields on which the two rows actually differ.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 
 from apicmap.domain.engine import Engine
@@ -83,20 +81,16 @@ class ProfileCampaign(Campaign):
             shape = f"{'left' if mine else 'right'} has extra receivers"
         return f"{rule}|{shape}", rule
 
-    def _write(self, finding: Finding) -> str:
-        assert self.out is not None
-        digest = hashlib.sha1(finding.signature.encode()).hexdigest()[:8]
-        slug = re.sub(r"[^a-z0-9]+", "-", finding.rule.lower()).strip("-")[:40]
-        path = self.out / f"{slug}-{digest}.toml"
+    def _scenario(self, finding: Finding) -> str:
+        """The reproducer's text (the campaign writes it under ``--out``): re-run with ``compare``."""
         left, right = self.names
         header = [f"apicmap fuzz reproducer: profile {left} vs profile {right}",
                   f"signature: {finding.signature}",
                   f"{left}: {list(finding.model.receivers)} undefined {list(finding.model.undefined)}; "
                   f"{right}: {list(finding.other.receivers)} undefined {list(finding.other.undefined)}",
                   f"re-run: apicmap compare THIS_FILE --profiles {left},{right}"]
-        path.write_text(scenario_toml(finding.vm, [("divergence", finding.injection, None, None)],
-                                      kernel=self.kernel, header=header))
-        return str(path)
+        return scenario_toml(finding.vm, [("divergence", finding.injection, None, None)], kernel=self.kernel,
+                             header=header)
 
 
 def fuzz_profiles(left: str, right: str, *, kernel: str | None = None, seconds: float = 60.0, seed: int = 0,
