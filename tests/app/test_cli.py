@@ -102,6 +102,8 @@ def test_version_and_help_show_defaults() -> None:
     from apicmap import __version__
 
     assert apicmap("--version").stdout.strip() == f"apicmap {__version__}"
+    nothing = apicmap()
+    assert nothing.returncode == 2 and "(allowed: run, explain, map, decode, check" in nothing.stderr
     for command in ("run", "explain", "map", "decode", "check", "fuzz", "conformance", "bench", "host"):
         proc = apicmap(command, "--help")
         assert proc.returncode == 0, command
