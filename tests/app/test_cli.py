@@ -141,7 +141,8 @@ def test_bad_arguments_are_one_line_naming_the_option() -> None:
                          (("run", PATCH, "--engine", "arch", "--kernel", "6.2"), "--kernel"),
                          (("map", PATCH, "--all-kernels", "--svg", "x.svg"), "--svg"),
                          (("explain", PATCH, "--interrupt", "9"), "--interrupt"),
-                         (("explain", PATCH, "--vcpu", "x"), "--vcpu")):
+                         (("explain", PATCH, "--vcpu", "x"), "--vcpu"),
+                         (("explain", PATCH, "--vcpu", "7-9"), "--vcpu")):
         proc = apicmap(*args)
         assert proc.returncode == 2, args
         assert len(proc.stderr.splitlines()) == 1 and option in proc.stderr, (args, proc.stderr)
