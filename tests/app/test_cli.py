@@ -233,3 +233,15 @@ def test_host_names_apicv_and_flags() -> None:
     assert "apicv" in payload and set(payload["apicv"]) == {"parameter", "value", "enabled", "note"}
     text = apicmap("host").stdout
     assert "apicv / avic" in text and "None" not in text and "True" not in text
+
+
+def test_check_reads_a_sequence_from_stdin() -> None:
+    sequence = ('[[step]]\nop = "create_vcpu"\nvcpu_id = 0\n[[step]]\nop = "create_vcpu"\nvcpu_id = 1\n'
+                '[[step]]\nop = "signal_msi"\nmsi = { address = 0xFEE01000, data = 0x40 }\n')
+    proc = subprocess.run([sys.executable, "-m", "apicmap", "check", "-", "--json"], input=sequence,
+                          capture_output=True, text=True, cwd=ROOT)
+    payload = json.loads(proc.stdout)
+    assert payload["sequence"] == "<stdin>" and [r["step"] for r in payload["signals"]] == [3]
+    flagged = subprocess.run([sys.executable, "-m", "apicmap", "check", "-", "--kernel", "6.2"], input=sequence,
+                             capture_output=True, text=True, cwd=ROOT)
+    assert flagged.returncode == 2 and "does not apply to a sequence file" in flagged.stderr
