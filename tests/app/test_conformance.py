@@ -69,3 +69,15 @@ def test_bundled_data_is_the_top_level_files() -> None:
         bundled = {p.name: p.read_bytes() for p in (DATA_DIR / name).iterdir() if p.is_file()}
         top = {p.name: p.read_bytes() for p in (ROOT / name).iterdir() if p.is_file()}
         assert bundled == top, name
+
+
+def test_reports_are_written_whole(no_kvm: None, tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    from apicmap.app.conformance import write_reports
+
+    reports = run_conformance([str(ROOT / "examples" / "logical-flat.toml")])
+    write_reports(reports, str(tmp_path / "c.xml"), str(tmp_path / "c.tap"))
+    assert ET.parse(tmp_path / "c.xml").getroot().tag == "testsuites"
+    assert (tmp_path / "c.tap").read_text().startswith("TAP version 13")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tap", "c.xml"]

@@ -70,6 +70,7 @@ def test_catalogue_entries_really_differ_from_the_architecture(path: Path) -> No
     """Each catalogued difference holds: KVM's answer on the model, the SDM's on arch, and they differ."""
     from apicmap.decode import KvmDecodeRules, Refused, decode_for_kvm
     from apicmap.known.catalogue import CATALOGUE as ENTRIES
+    from apicmap.model.policy import NEWEST
 
     scenario = load_scenario(path)
     model = run_scenario(scenario, "model")
@@ -78,7 +79,7 @@ def test_catalogue_entries_really_differ_from_the_architecture(path: Path) -> No
         assert m.check is Check.PASS and a.check is Check.PASS, (m.check_detail, a.check_detail)
         assert m.outcome is not None and a.outcome is not None
         assert m.outcome.receivers != a.outcome.receivers
-        decoded = decode_for_kvm(m.case.injection, scenario.vm, KvmDecodeRules(scenario.vm.use_32bit_ids, True, True))
+        decoded = decode_for_kvm(m.case.injection, scenario.vm, KvmDecodeRules.for_policy(NEWEST, scenario.vm))
         message = None if isinstance(decoded, Refused) else decoded
         named = [e.name for e in ENTRIES if e.applies(scenario.vm, m.case.injection, message, m.outcome, a.outcome)]
         assert named, f"{path.name}: no catalogue entry explains it"

@@ -10,7 +10,8 @@ from apicmap.encoding.ioapic import RedirectionEntry
 from apicmap.encoding.kinds import DeliveryMode, Trigger
 
 VM = VmState((Vcpu(0), Vcpu(1)))
-RULES = KvmDecodeRules(False, True, True)
+RULES = KvmDecodeRules(use_32bit_ids=False, icr_reserved_bits_fault=True, self_ipi_reserved_bits_fault=True,
+                       x2apic_msr_upper_half_fault=True)
 
 
 def entry(delivery: DeliveryMode, trigger: Trigger, remote_irr: bool) -> int:

@@ -51,8 +51,7 @@ def _signatures(scenarios: list[Scenario]) -> list[object]:
     found: list[object] = []
     for scenario in scenarios:
         for case, (model, arch) in zip(scenario.interrupts, _outcomes(scenario), strict=True):
-            decoded = decode_for_kvm(case.injection, scenario.vm, KvmDecodeRules(scenario.vm.use_32bit_ids, False,
-                                                                                  False))
+            decoded = decode_for_kvm(case.injection, scenario.vm, KvmDecodeRules.for_policy(VARIANTS[0], scenario.vm))
             message = None if isinstance(decoded, Refused) else decoded
             known = [k.name for k in CATALOGUE if k.applies(scenario.vm, case.injection, message, model, arch)]
             found.append((signature(scenario.vm, case.injection, model, arch), known))

@@ -116,3 +116,28 @@ def test_patch_case_done_criteria() -> None:
     assert receivers("aliased-xapic-id-32bit-ids.toml") == (1,)
     assert receivers("aliased-xapic-id.toml", "6.2") == (1,)
     assert receivers("aliased-xapic-id-32bit-ids.toml", "6.2") == (1,)
+
+
+def test_history_scenarios_validate_against_the_json_schema() -> None:
+    import tomllib
+
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((ROOT / "src/apicmap/files/schema/scenario.schema.json").read_text())
+    for path in sorted((ROOT / "corpus" / "history").glob("*.toml")):
+        document = tomllib.loads(path.read_text())
+        if "step" not in document:  # sequences are not scenarios
+            jsonschema.validate(document, schema)
+
+
+def test_new_vcpu_and_vm_keys() -> None:
+    from apicmap.errors import InputError
+    from apicmap.files.scenario import parse_scenario
+
+    scenario = parse_scenario({"vm": {"vcpus": 2, "kvm_smm": False},
+                               "vcpu": [{"vcpu_id": 1, "mode": "x2apic", "lapic_id": 0x05000000, "lapic_ldr": 0x20}]})
+    assert not scenario.vm.kvm_smm and scenario.vm.vcpu(1).lapic_id == 0x05000000
+    with pytest.raises(InputError, match="only for x2APIC"):
+        parse_scenario({"vcpu": [{"vcpu_id": 0, "lapic_id": 1}]})
+    with pytest.raises(InputError, match="EINVAL"):
+        parse_scenario({"vm": {"x2apic_api": ["use_32bit_ids"]},
+                        "vcpu": [{"vcpu_id": 0, "mode": "x2apic", "lapic_id": 7}]})

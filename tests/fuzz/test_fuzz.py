@@ -144,7 +144,7 @@ def test_strategies_reach_every_raw_bit() -> None:
         seen_set[name] |= value
         seen_clear[name] |= ~value & ((1 << widths[name]) - 1)
 
-    @hsettings(max_examples=3000, deadline=None, database=None, phases=[Phase.generate],
+    @hsettings(max_examples=4000, deadline=None, database=None, phases=[Phase.generate], derandomize=True,
                suppress_health_check=list(HealthCheck))
     @given(case=cases(Profile(x2apic_sources_only=False, allow_remrd=True)))
     def collect(case) -> None:  # type: ignore[no-untyped-def]

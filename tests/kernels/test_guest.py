@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from apicmap import ApicMode, IcrInjection, MsiInjection, NotExpressible, Vcpu, VmState, make_engine
+from apicmap.domain.reasons import Code, Reason
 from apicmap.kernels import (
     GuestBootTimeout,
     GuestKernel,
@@ -39,7 +40,8 @@ def test_6_12_delivers_to_both_aliases(guest_6_12: GuestSession) -> None:
     assert guest_6_12.release.startswith("6.12.")
     outcome = guest_6_12.engine().prepare(ALIASED).deliver(TO_ID_1, explain=True)
     assert (outcome.receivers, outcome.result) == ((1, 2), 2)
-    assert outcome.explanation is not None and outcome.explanation.reason_for(2) == "IRR 0x40"
+    assert outcome.explanation is not None
+    assert outcome.explanation.reason_for(2) == Reason(Code.OBSERVED, (("effects", "IRR 0x40"),))
 
 
 AGREEMENT_VMS = {

@@ -22,6 +22,7 @@ from apicmap import (
     Vcpu,
     VmState,
 )
+from apicmap.domain.reasons import Code, Reason
 from apicmap.kernels import RemoteError
 from apicmap.kernels.wire import (
     decode_error,
@@ -58,13 +59,20 @@ injections = st.one_of(
 )
 effects = st.builds(Effect, st.integers(0, 4095), st.sampled_from(EffectKind), st.none() | st.integers(0, 255),
                     st.booleans())
-explanations = st.builds(Explanation, text, text, st.none() | text,
-                         st.lists(st.tuples(st.integers(0, 4095), text), max_size=4).map(tuple),
-                         st.lists(text, max_size=3).map(tuple))
-outcomes = st.builds(Outcome, st.sampled_from(["kvm", "model", "arch"]),
-                     st.lists(st.integers(0, 4095), max_size=5).map(tuple),
-                     st.lists(effects, max_size=4).map(tuple), st.none() | st.integers(-1, 4096), st.none() | text,
-                     st.lists(st.integers(0, 4095), max_size=3).map(tuple), st.none() | explanations)
+arg_values = st.none() | st.booleans() | st.integers(-1, 2**32) | text
+reasons = st.recursive(
+    st.builds(Reason, st.sampled_from(Code), st.just(())),
+    lambda inner: st.builds(Reason, st.sampled_from(Code),
+                            st.lists(st.tuples(text, arg_values | inner), max_size=3).map(tuple)),
+    max_leaves=6)
+explanations = st.builds(Explanation, message=text, path=reasons, map_state=st.none() | text,
+                         reasons=st.lists(st.tuples(st.integers(0, 4095), reasons), max_size=4).map(tuple),
+                         notes=st.lists(reasons, max_size=3).map(tuple))
+outcomes = st.builds(Outcome, engine=st.sampled_from(["kvm", "model", "arch"]),
+                     receivers=st.lists(st.integers(0, 4095), max_size=5).map(tuple),
+                     effects=st.lists(effects, max_size=4).map(tuple), result=st.none() | st.integers(-1, 4096),
+                     rejected=st.none() | text, undefined=st.lists(st.integers(0, 4095), max_size=3).map(tuple),
+                     explanation=st.none() | explanations)
 
 
 def _through_json(value: object) -> object:

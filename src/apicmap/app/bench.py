@@ -218,6 +218,18 @@ def fuzz_figures(quick: bool) -> list[Figure]:
     return figures
 
 
+def history_figure() -> Figure:
+    """Historical KVM bugs whose change the model shows at exactly the release of their fix."""
+    from apicmap.app.releases import rediscover, rediscovery_summary
+
+    results = rediscover()
+    found = sum(r.ok for r in results)
+    missed = ", ".join(f"#{r.bug.number}" for r in results if not r.ok)
+    return Figure("historical changes rediscovered at the right release", found, f"of {len(results)}",
+                  f"{len(results)}", found == len(results),
+                  note=rediscovery_summary() + (f"; not: {missed}" if missed else ""))
+
+
 def time_to_find_aliasing(kernel: str, budget: float, seed: int = 0) -> float | None:
     """Seconds until a campaign against the kernel reports the aliasing receivers difference."""
     from apicmap.fuzz.campaign import Campaign
@@ -247,6 +259,7 @@ def run_bench(quick: bool, on_stage: Callable[[str], None] | None = None) -> dic
     started = time.perf_counter()
     figures, unicast = model_figures(quick)
     done(0)
+    figures.append(history_figure())
     figures += kernel_figures(quick, unicast)
     done(1)
     if kvm_available()[0]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from apicmap.app.render import print_table, vcpu_set, wrap
-from apicmap.app.runner import CaseResult, Check, run_scenario
+from apicmap.app.runner import CaseResult, Check, KvmTarget, run_scenario
 from apicmap.domain.outcome import Outcome
 from apicmap.explain import render
 from apicmap.files.scenario import Scenario
@@ -57,20 +57,29 @@ class CheckReport:
 
 
 def check_scenario(scenario: Scenario, kernel: str | None = None,
-                   engines: Sequence[str] = ("arch", "model", "kvm")) -> CheckReport:
-    """Run all three engines (``engines`` may leave arch or kvm out). The model follows this machine's
-    kernel release when it runs kvm, so that the comparison is like for like."""
-    import os
+                   engines: Sequence[str] = ("arch", "model", "kvm"), *,
+                   kvm_target: KvmTarget | None = None) -> CheckReport:
+    """Run all three engines (``engines`` may leave arch or kvm out). The model follows the kernel
+    release the kvm engine runs (this machine's, or ``kvm_target``'s booted kernel), so that the
+    comparison is like for like."""
 
     from apicmap.kvm.host import kvm_available
+    from apicmap.model.policy import host_release
 
-    available, why = kvm_available() if "kvm" in engines else (False, "not asked for (--engines)")
+    if "kvm" not in engines:
+        available, why = False, "not asked for (--engines)"
+    elif kvm_target is not None:
+        available, why = True, ""
+    else:
+        available, why = kvm_available()
+    kvm_release = kvm_target.release if kvm_target is not None else host_release()
     # The model follows --kernel, else the release the scenario pins (a fuzz reproducer for 6.2
-    # re-runs as a divergence), else this host's release.
-    model_kernel = kernel or scenario.kernel or (os.uname().release if available else None)
+    # re-runs as a divergence), else the kernel's release.
+    model_kernel = kernel or scenario.kernel or (kvm_release if available else None)
     arch = run_scenario(scenario, "arch", explain=True)
     model = run_scenario(scenario, "model", model_kernel, explain=True)
-    kvm: list[CaseResult] | None = run_scenario(scenario, "kvm", explain=True) if available else None
+    kvm: list[CaseResult] | None = (run_scenario(scenario, "kvm", explain=True, kvm=kvm_target)
+                                    if available else None)
     rows = tuple(CheckRow(a, m, None if kvm is None else kvm[i], "arch" in engines)
                  for i, (a, m) in enumerate(zip(arch, model, strict=True)))
     return CheckReport(scenario, rows, None if available else why)

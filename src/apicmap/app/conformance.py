@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apicmap.app.check import check_scenario
-from apicmap.app.render import cell
-from apicmap.app.runner import CaseResult, Check
+from apicmap.app.runner import CaseResult, Check, KvmTarget
+from apicmap.domain.outcome import Outcome
 from apicmap.errors import ApicmapError
+from apicmap.files.output import atomic_write_text
 from apicmap.files.scenario import load_scenario
+from apicmap.files.sequence import is_sequence_file, run_sequence_check
 
 DEFAULT_DIRS = ("corpus", "examples", "catalogue")
 
@@ -61,26 +63,32 @@ def collect(paths: list[str]) -> list[Path]:
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            files += sorted(path.glob("*.toml"))
+            files += sorted(path.rglob("*.toml"))
         elif path.is_file():
             files.append(path)
     return files
 
 
 def run_conformance(paths: list[str], kernel: str | None = None, engines: Sequence[str] = ("arch", "model", "kvm"),
-                    on_file: Callable[[Path], None] | None = None) -> list[CaseReport]:
+                    on_file: Callable[[Path], None] | None = None, *,
+                    kvm_target: KvmTarget | None = None) -> list[CaseReport]:
     """Model and kernel on the same release: this host's (or ``kernel``). Expectations written for another
     KVM release are reported n/a by the runner rather than checked. Each interrupt gives one report
     per engine in ``engines``: where the kernel is unusable, only its half is skipped; the arch and model
     halves pass or fail on their own. A file that cannot be loaded is that file's failure; the run goes on.
     ``on_file`` is called after each file (progress)."""
-    import os
+    from apicmap.model.policy import host_release as read_host_release
 
-    host_release = kernel or os.uname().release
+    host_release = kernel or (kvm_target.release if kvm_target is not None else read_host_release())
     reports: list[CaseReport] = []
     for path in collect(paths):
+        if is_sequence_file(path):
+            if kvm_target is None:  # sequences need the sequence driver, which runs on this host only
+                reports += _sequence_reports(path)
+            continue
         try:
-            report = check_scenario(load_scenario(path), kernel=host_release, engines=engines)
+            report = check_scenario(load_scenario(path), kernel=host_release, engines=engines,
+                                    kvm_target=kvm_target)
         except ApicmapError as err:
             reports.append(CaseReport(str(path), "(load)", False, None, str(err), "load"))
             continue
@@ -101,10 +109,40 @@ def run_conformance(paths: list[str], kernel: str | None = None, engines: Sequen
             differs = []
             if row.differs:
                 assert row.model.outcome is not None and row.kvm.outcome is not None
-                differs.append(f"model {list(row.model.outcome.receivers)} r={cell(row.model.outcome.result)} != "
-                               f"kvm {list(row.kvm.outcome.receivers)} r={cell(row.kvm.outcome.result)}")
+                differs.append(f"model {_said(row.model.outcome)} != kvm {_said(row.kvm.outcome)}")
             reports.append(_half(str(path), name, "kvm", row.kvm, differs))
     return reports
+
+
+def _sequence_reports(path: Path) -> list[CaseReport]:
+    """A sequence file: model (tracking KVM's recalculation points) vs kernel, per KVM_SIGNAL_MSI."""
+    try:
+        rows, _ = run_sequence_check(path)
+    except ApicmapError as err:
+        return [CaseReport(str(path), "(load)", False, None, str(err), "load")]
+    reports = []
+    for row in rows:
+        name = f"step {row['step']}"
+        problems = []
+        if row["expect_return"] is not None and row["model"] != row["expect_return"]:
+            problems.append(f"model r={row['model']}, expected {row['expect_return']}")
+        reports.append(CaseReport(str(path), name, not problems, None, "; ".join(problems), "model"))
+        if row["kvm"] is None:
+            reports.append(CaseReport(str(path), name, True, "kvm unavailable", "", "kvm"))
+        else:
+            ok = row["model"] == row["kvm"]
+            reports.append(CaseReport(str(path), name, ok, None,
+                                      "" if ok else f"model r={row['model']} != kvm r={row['kvm']}", "kvm"))
+    return reports
+
+
+def _said(outcome: Outcome) -> str:
+    text = f"{list(outcome.receivers)}"
+    if outcome.result is not None:
+        text += f" returns {outcome.result}"
+    if outcome.rejected is not None:
+        text += " (refused)"
+    return text
 
 
 def _half(suite: str, name: str, engine: str, result: CaseResult, problems: list[str]) -> CaseReport:
@@ -143,3 +181,12 @@ def tap(reports: list[CaseReport]) -> str:
         if not r.ok:
             lines.append(f"  ---\n  message: {json.dumps(r.detail)}\n  ...")
     return "\n".join(lines) + "\n"
+
+
+def write_reports(reports: list[CaseReport], junit: str | None, tap_path: str | None) -> None:
+    """Write the JUnit XML and TAP files atomically (check the paths first with
+    ``files.output.check_output_path``, before running anything)."""
+    if junit:
+        atomic_write_text(junit, junit_xml(reports))
+    if tap_path:
+        atomic_write_text(tap_path, tap(reports))

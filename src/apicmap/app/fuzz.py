@@ -82,6 +82,10 @@ def run_fuzz(against: str, kernel: str | None, seconds: float, seed: int | None,
             print(f"  [{f['found_after_s']}s] {f['signature']}")
             print(f"      model {_ids(f['model'])} (return {cell(f['model_return'])}) vs {against} {_ids(f['other'])} "
                   f"(return {cell(f['other_return'])})")
+            if f.get("model_detail") or f.get("other_detail"):
+                print(f"      model: {f.get('model_detail') or '-'} | {against}: {f.get('other_detail') or '-'}")
+            if f.get("explained_by"):
+                print(f"      explained by: {f['explained_by']}")
             if f.get("reproducer"):
                 print(f"      reproducer: {f['reproducer']}  (apicmap check {f['reproducer']})")
             else:

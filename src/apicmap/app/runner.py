@@ -5,15 +5,24 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from apicmap.domain.engine import Engine
+from apicmap.domain.engine import Engine, PreparedVm
 from apicmap.domain.outcome import Outcome
 from apicmap.engines import make_engine
 from apicmap.errors import NotExpressible
 from apicmap.explain import outcome_json
 from apicmap.files.scenario import InterruptCase, Scenario
-from apicmap.model.policy import KernelPolicy, policy_for_release
+from apicmap.model.policy import NEWEST, KernelPolicy, Release, host_release, parse_release, policy_for_release
 
 ARCH_UNCHECKED = "not checked: no expect_arch (expect describes KVM, not the architecture)"
+
+
+@dataclass(frozen=True, slots=True)
+class KvmTarget:
+    """The kvm engine a command runs on, and the kernel release it stands for: this machine's, or a
+    kernel booted with ``--on`` (whose engine runs inside the guest)."""
+
+    engine: Engine
+    release: str
 
 
 class Check(enum.Enum):
@@ -57,7 +66,8 @@ def build_engine(name: str, scenario: Scenario, kernel: str | None) -> Engine:
     return make_engine(name)
 
 
-def expectation_applies(name: str, scenario: Scenario, kernel: str | None) -> str | None:
+def expectation_applies(name: str, scenario: Scenario, kernel: str | None,
+                        kvm_release: str | None = None) -> str | None:
     """Why expectations do not apply to this engine run, or None if they do.
 
     Expectations describe KVM as of ``[vm] kernel`` (newest if absent). The kvm engine runs
@@ -65,36 +75,86 @@ def expectation_applies(name: str, scenario: Scenario, kernel: str | None) -> st
     """
     if name != "kvm":
         if name == "model" and kernel is not None and \
-                policy_for_release(kernel) is not policy_for_release(scenario.kernel):
+                policy_for_release(kernel).key != policy_for_release(scenario.kernel).key:
             return f"expectations are for KVM {scenario.kernel or 'newest'}, the model runs {kernel}"
         return None
-    import os
-
-    host = policy_for_release(os.uname().release)
+    host = policy_for_release(kvm_release or host_release())
     wanted = scenario_policy(scenario, None)
-    if host is not wanted:
-        return f"expectations are for KVM {scenario.kernel} ({wanted.key}); this host is {host.key}"
+    if host.key != wanted.key:
+        where = "the booted kernel" if kvm_release else "this host"
+        return f"expectations are for KVM {scenario.kernel} ({wanted.key}); {where} is {host.key}"
     return None
 
 
+def run_release(engine_name: str, scenario: Scenario, kernel: str | None,
+                kvm_release: str | None = None) -> Release | None:
+    """The release an engine run stands for (``expect_kernels`` are checked against it)."""
+    if engine_name == "kvm":
+        return parse_release(kvm_release or host_release())
+    if engine_name != "model":
+        return None
+    text = kernel if kernel is not None else scenario.kernel
+    if text is None or text.strip().lower() in ("latest", "newest", "mainline"):
+        return (NEWEST.first[0], NEWEST.first[1], 0) if NEWEST.last is not None else (99, 0, 0)
+    return parse_release(text)
+
+
 def run_scenario(scenario: Scenario, engine_name: str, kernel: str | None = None, *,
-                 explain: bool = False, engine: Engine | None = None) -> list[CaseResult]:
+                 explain: bool = False, engine: Engine | None = None,
+                 kvm: KvmTarget | None = None) -> list[CaseResult]:
+    """Every interrupt of ``scenario`` on one engine, checked against its expectations. ``kvm``: the
+    kvm engine to use (``--on``) and the release it stands for; else this machine's."""
+    kvm_release = None
+    if engine_name == "kvm" and kvm is not None:
+        engine, kvm_release = kvm.engine, kvm.release
     engine = engine or build_engine(engine_name, scenario, kernel)
-    skip_reason = expectation_applies(engine_name, scenario, kernel)
-    prepared = engine.prepare(scenario.vm)
+    skip_reason = expectation_applies(engine_name, scenario, kernel, kvm_release)
+    release = run_release(engine_name, scenario, kernel, kvm_release)
     results: list[CaseResult] = []
-    try:
-        for case in scenario.interrupts:
-            try:
-                outcome = prepared.deliver(case.injection, explain=explain)
-            except NotExpressible as err:
-                results.append(CaseResult(case, engine_name, None, str(err), Check.NOT_APPLICABLE,
+    with engine.prepare(scenario.vm) as prepared:
+        for case, outcome in zip(scenario.interrupts, _deliver_all(prepared, scenario, explain), strict=True):
+            if isinstance(outcome, NotExpressible):
+                results.append(CaseResult(case, engine_name, None, str(outcome), Check.NOT_APPLICABLE,
                                           "not expressible on this engine"))
-                continue
-            results.append(_checked(case, engine_name, outcome, skip_reason))
-    finally:
-        prepared.close()
+            elif case.expect_kernels and release is not None:
+                results.append(_checked_at(case, engine_name, outcome, release))
+            else:
+                results.append(_checked(case, engine_name, outcome, skip_reason))
     return results
+
+
+def _deliver_all(prepared: PreparedVm, scenario: Scenario, explain: bool) -> list[Outcome | NotExpressible]:
+    """One batch (one round trip to a booted kernel, one QEMU boot) when every interrupt is
+    expressible; one by one otherwise, so that each not-expressible interrupt is reported alone."""
+    injections = [case.injection for case in scenario.interrupts]
+    try:
+        return list(prepared.deliver_many(injections, explain=explain))
+    except NotExpressible:
+        pass
+    found: list[Outcome | NotExpressible] = []
+    for injection in injections:
+        try:
+            found.append(prepared.deliver(injection, explain=explain))
+        except NotExpressible as err:
+            found.append(err)
+    return found
+
+
+def _checked_at(case: InterruptCase, engine: str, outcome: Outcome, release: Release) -> CaseResult:
+    """Check an ``expect_kernels`` case: the entry covering the release the engine stands for."""
+    entry = case.expectation_at(release)
+    if entry is None:
+        return CaseResult(case, engine, outcome, None, Check.NOT_APPLICABLE,
+                          "no expect_kernels entry covers {}.{}.{}".format(*release))
+    problems: list[str] = []
+    if entry.expect is not None and entry.expect != outcome.receivers:
+        problems.append(f"expected receivers {list(entry.expect)}, got {list(outcome.receivers)}")
+    if entry.expect_return is not None and outcome.result != entry.expect_return:
+        problems.append(f"expected return {entry.expect_return}, got {outcome.result}")
+    since = "{}.{}.{}".format(*entry.since)
+    if problems:
+        return CaseResult(case, engine, outcome, None, Check.FAIL, f"(from {since}) " + "; ".join(problems))
+    return CaseResult(case, engine, outcome, None, Check.PASS, f"from {since}")
 
 
 def _checked(case: InterruptCase, engine: str, outcome: Outcome, skip_reason: str | None) -> CaseResult:

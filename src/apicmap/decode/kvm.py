@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from apicmap.decode.common import Refused, destination, icr_message, remote_irr_reason, source_mode, split_icr
 from apicmap.domain.message import (
@@ -24,13 +25,35 @@ from apicmap.encoding.msi import MsiAddress, MsiData, kvm_msi_dest
 from apicmap.errors import EncodingError
 
 
-@dataclass(frozen=True, slots=True)
+class DecodePolicy(Protocol):
+    """The fields of a release's policy (``apicmap.model.policy.KernelPolicy``) decoding reads."""
+
+    @property
+    def icr_reserved_bits_fault(self) -> bool: ...
+
+    @property
+    def self_ipi_reserved_bits_fault(self) -> bool: ...
+
+    @property
+    def x2apic_msr_upper_half_fault(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class KvmDecodeRules:
-    """The release-dependent parts of KVM's decoding."""
+    """The release-dependent parts of KVM's decoding. Build it with ``for_policy``."""
 
     use_32bit_ids: bool
-    icr_reserved_bits_fault: bool  # v6.12+, kvm-routing.md §6.2
-    self_ipi_reserved_bits_fault: bool  # v6.3+, kvm-routing.md §6.2
+    icr_reserved_bits_fault: bool  # 71bf395a276f "KVM: x86: Enforce x2APIC's must-be-zero reserved ICR bits"
+    self_ipi_reserved_bits_fault: bool  # ba5838abb053 "... #GP if WRMSR sets reserved bits in APIC Self-IPI"
+    x2apic_msr_upper_half_fault: bool  # ab52be1b310b "... #GP on x2APIC WRMSR that sets reserved bits 63:32"
+
+    @staticmethod
+    def for_policy(policy: DecodePolicy, vm: VmState) -> KvmDecodeRules:
+        """The one constructor: a release's rules for a VM (its X2APIC_API flags)."""
+        return KvmDecodeRules(use_32bit_ids=vm.use_32bit_ids,
+                              icr_reserved_bits_fault=policy.icr_reserved_bits_fault,
+                              self_ipi_reserved_bits_fault=policy.self_ipi_reserved_bits_fault,
+                              x2apic_msr_upper_half_fault=policy.x2apic_msr_upper_half_fault)
 
 
 def decode_for_kvm(injection: Injection, vm: VmState, rules: KvmDecodeRules) -> Message | Refused:
@@ -74,7 +97,12 @@ def decode_for_kvm(injection: Injection, vm: VmState, rules: KvmDecodeRules) -> 
             if mode is not ApicMode.X2APIC:
                 return Refused("WRMSR 0x83F: #GP: SELF_IPI exists only in x2APIC mode (§1.8)")
             vector, reserved = self_ipi_vector(injection.value)
-            if reserved and rules.self_ipi_reserved_bits_fault:
+            # Bits 63:32 (ab52be1b310b) and bits 31:8 (ba5838abb053) became faults separately.
+            if not rules.x2apic_msr_upper_half_fault:
+                reserved &= 0xFFFFFFFF
+            if not rules.self_ipi_reserved_bits_fault:
+                reserved &= ~0xFFFFFFFF
+            if reserved:
                 return Refused(f"WRMSR 0x83F: #GP: bits 0x{reserved:x} above the vector set (v6.3+, §6.2)")
             # KVM sends SELF | vector: FIXED, edge, and no ASSERT bit (§6.2).
             return Message(vector=vector, delivery=DeliveryMode.FIXED, dest=ToSelf(), trigger=Trigger.EDGE,

@@ -69,6 +69,7 @@ class Code(enum.Enum):
     MATCH_LOGICAL_FLAT = "match.logical.flat"
     MATCH_LOGICAL_CLUSTER = "match.logical.cluster"
     MATCH_LOGICAL_BAD_DFR = "match.logical.bad-dfr"
+    MATCH_V4_9 = "match.v4.9"
     # __apic_accept_irq
     ACCEPT_IRR = "accept.irr"
     ACCEPT_LEVEL_DEASSERT = "accept.level-deassert"
@@ -76,6 +77,7 @@ class Code(enum.Enum):
     ACCEPT_NMI = "accept.nmi"
     ACCEPT_SMI = "accept.smi"
     ACCEPT_SMI_NO_SMM = "accept.smi-no-smm"
+    ACCEPT_SMI_KVM_WITHOUT_SMM = "accept.smi-kvm-without-smm"
     ACCEPT_INIT = "accept.init"
     ACCEPT_INIT_DEASSERT = "accept.init-deassert"
     ACCEPT_SIPI = "accept.sipi"

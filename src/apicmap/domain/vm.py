@@ -62,6 +62,13 @@ class Vcpu:
     dfr: int = DFR_FLAT
     arb_prio: int = 0  # KVM's apic_arb_prio counter (lowest priority without vector hashing)
     tpr: int = 0  # only the architectural lowest-priority rules read it (SDM 10.6.2.4)
+    # x2APIC mode only: the APIC ID and LDR registers userspace writes with KVM_SET_LAPIC
+    # (raw 32-bit values; None: what KVM_GET_LAPIC returned, i.e. a get/set round trip).
+    lapic_id: int | None = None
+    lapic_ldr: int | None = None
+    # x2APIC mode only: the LDR KVM holds after KVM_SET_LAPIC, as a release computes it
+    # (model-internal, set by ``apicmap.model.set_lapic``); -1: derived from vcpu_id.
+    x2apic_ldr_reg: int = -1
 
     def __post_init__(self) -> None:
         if self.xapic_id == -1:
@@ -77,9 +84,10 @@ class Vcpu:
 
     @property
     def effective_ldr(self) -> int:
-        """LDR as routing sees it: derived in x2APIC mode (v6.11+ from vcpu_id), raw otherwise."""
+        """LDR as routing sees it: in x2APIC mode what KVM holds (derived from vcpu_id unless a
+        release kept a planted value), raw otherwise."""
         if self.mode is ApicMode.X2APIC:
-            return x2apic_ldr(self.vcpu_id)
+            return self.x2apic_ldr_reg if self.x2apic_ldr_reg >= 0 else x2apic_ldr(self.vcpu_id)
         return self.ldr
 
     @property
@@ -98,7 +106,8 @@ class VmState:
 
     ``use_32bit_ids`` and ``disable_broadcast_quirk`` are the KVM_CAP_X2APIC_API flags
     (kvm-routing.md §7). ``vector_hashing`` is the kvm.vector_hashing module parameter.
-    ``smm`` says whether the VM supports SMM, which decides SMI acceptance on v6.2+ (§6.4).
+    ``smm`` says whether the VM supports SMM, ``kvm_smm`` whether KVM is built with SMM
+    (CONFIG_KVM_SMM); which of the two decides SMI acceptance depends on the release.
     """
 
     vcpus: tuple[Vcpu, ...]
@@ -106,6 +115,7 @@ class VmState:
     disable_broadcast_quirk: bool = False
     vector_hashing: bool = True
     smm: bool = False
+    kvm_smm: bool = True
     _by_id: dict[int, int] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -66,12 +66,15 @@ TEMPLATES: dict[Code, str] = {
     Code.MATCH_LOGICAL_CLUSTER: ("logical cluster {cluster} bits {bits:#x} vs MDA {mda:#x}: "
                                  "{matched?matched|not matched}"),
     Code.MATCH_LOGICAL_BAD_DFR: "DFR {dfr:#010x} is neither flat nor cluster: matches nothing",
+    Code.MATCH_V4_9: ("v4.9 MDA {mda:#x} ({x2apic_format?x2APIC|xAPIC (dest << 24)} format from the "
+                      "{from_sender?sender|target}): {matched?matched|not matched}"),
     Code.ACCEPT_IRR: "IRR {vector:#04x} set",
     Code.ACCEPT_LEVEL_DEASSERT: "{delivery} level de-assert: discarded (KVM-specific)",
     Code.ACCEPT_SW_DISABLED: "software-disabled: {delivery} refused",
     Code.ACCEPT_NMI: "NMI pending",
     Code.ACCEPT_SMI: "SMI pending",
-    Code.ACCEPT_SMI_NO_SMM: "SMI refused: SMM is not supported",
+    Code.ACCEPT_SMI_NO_SMM: "SMI refused: the VM does not support SMM (v6.16+)",
+    Code.ACCEPT_SMI_KVM_WITHOUT_SMM: "SMI refused: KVM is built without SMM (kvm_inject_smi: -ENOTTY, v6.2+)",
     Code.ACCEPT_INIT: "INIT latched",
     Code.ACCEPT_INIT_DEASSERT: "INIT level de-assert: ignored",
     Code.ACCEPT_SIPI: "SIPI {vector:#04x} latched",

@@ -42,7 +42,10 @@ VM_KEYS = (
     Key(name="kernel", kind=Kind.TEXT, pattern=KERNEL_PATTERN, default_doc="the newest release",
         doc="the KVM release the model engine follows and the expectations describe"),
     Key(name="vector_hashing", kind=Kind.BOOL, default=True, doc="the kvm.vector_hashing module parameter"),
-    Key(name="smm", kind=Kind.BOOL, default=False, doc="the VM supports SMM (decides SMI acceptance on 6.2+)"),
+    Key(name="smm", kind=Kind.BOOL, default=False,
+        doc="the VM supports SMM (from 6.16 KVM refuses an SMI to a VM without SMM)"),
+    Key(name="kvm_smm", kind=Kind.BOOL, default=True,
+        doc="KVM is built with SMM (CONFIG_KVM_SMM): from 6.2 KVM refuses every SMI when it is not"),
     Key(name="description", kind=Kind.TEXT, default="", doc="free text"),
 )
 
@@ -62,6 +65,31 @@ VCPU_KEYS = (
         doc="KVM's lowest-priority counter (used when vector hashing is off)"),
     Key(name="tpr", kind=Kind.INT, low=0, high=0xFF, default=0,
         doc="task priority; only the arch engine's lowest-priority arbitration reads it"),
+    Key(name="lapic_id", kind=Kind.INT, low=0, high=U32,
+        default_doc="what KVM_GET_LAPIC returned (a get/set round trip)",
+        doc="x2APIC mode only: the raw APIC ID register userspace writes with KVM_SET_LAPIC"),
+    Key(name="lapic_ldr", kind=Kind.INT, low=0, high=U32,
+        default_doc="what KVM_GET_LAPIC returned (a get/set round trip)",
+        doc="x2APIC mode only: the raw LDR userspace writes with KVM_SET_LAPIC"),
+)
+
+KERNEL_EXPECTATION_KEYS = (
+    Key(name="from", kind=Kind.TEXT, pattern=KERNEL_PATTERN, required=True,
+        doc="the first release the entry holds for (until the next entry's)"),
+    Key(name="stable", kind=Kind.TEXT_LIST, default=[],
+        doc="stable releases of older series that carry the change (backports)"),
+    Key(name="expect", kind=Kind.VCPU_LIST, doc="the vcpu_ids expected to accept"),
+    Key(name="expect_return", kind=Kind.INT, low=-1, high=MAX_VCPUS, decimal=True,
+        doc="the KVM_SIGNAL_MSI return value expected"),
+)
+
+HISTORY_KEYS = (
+    Key(name="bug", kind=Kind.INT, low=1, high=99, decimal=True, required=True,
+        doc="the bug's number in docs/routing.md#kvm-historical-routing-bugs"),
+    Key(name="commit", kind=Kind.TEXT, doc="the fix commit (12-hex hash)"),
+    Key(name="title", kind=Kind.TEXT, doc="the fix commit's subject"),
+    Key(name="fixed_in", kind=Kind.TEXT, doc="the first mainline release with the fix"),
+    Key(name="kvm", kind=Kind.TEXT, doc="what the real kernels here can show of it"),
 )
 
 INTERRUPT_KEYS = (
@@ -99,6 +127,8 @@ INTERRUPT_KEYS = (
         doc="the vcpu_ids expected to accept under the architecture; without it arch is not checked"),
     Key(name="expect_return", kind=Kind.INT, low=-1, high=MAX_VCPUS, decimal=True, only=("msi",),
         doc="the KVM_SIGNAL_MSI return value expected (a count, 0, or -1 for EPERM)"),
+    Key(name="expect_kernels", kind=Kind.TABLE_LIST, fields=KERNEL_EXPECTATION_KEYS,
+        doc="per-release expectations instead of expect/expect_return"),
 )
 
 # The named-field keys a raw encoding (msi, icr, value, rte) replaces.
@@ -110,6 +140,7 @@ SCENARIO = (
     Section("vm", VM_KEYS, doc="the VM"),
     Section("vcpu", VCPU_KEYS, array=True, doc="one vCPU's state (overrides the defaults)"),
     Section("interrupt", INTERRUPT_KEYS, array=True, doc="one interrupt to judge", discriminator="via"),
+    Section("history", HISTORY_KEYS, doc="which historical KVM bug a file of corpus/history/ rediscovers"),
 )
 
 OPS = ("create_vcpu", "set_apic_base", "set_lapic", "enable_cap", "signal_msi")
@@ -137,10 +168,13 @@ STEP_KEYS = (
     Key(name="msi", kind=Kind.TABLE, fields=MSI_FIELDS, only=("signal_msi",), doc="the MSI (required)"),
     Key(name="expect_return", kind=Kind.INT, low=-1, high=MAX_VCPUS, decimal=True, only=("signal_msi",),
         doc="the KVM_SIGNAL_MSI return value expected"),
+    Key(name="expect_kernels", kind=Kind.TABLE_LIST, fields=KERNEL_EXPECTATION_KEYS, only=("signal_msi",),
+        doc="per-release return values instead of expect_return"),
 )
 
 SEQUENCE = (
     Section("sequence", SEQUENCE_KEYS, doc="the sequence"),
+    Section("history", HISTORY_KEYS, doc="which historical KVM bug a file of corpus/history/ rediscovers"),
     Section("step", STEP_KEYS, array=True, doc="one VMM operation", discriminator="op"),
 )
 

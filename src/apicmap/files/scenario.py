@@ -22,7 +22,9 @@ from apicmap.encoding.msi import encode_kvm_msi, ext_dest_to_kvm
 from apicmap.errors import EncodingError, InputError, echo
 from apicmap.files.keys import (
     FIELD_KEYS,
+    HISTORY_KEYS,
     INTERRUPT_KEYS,
+    KERNEL_EXPECTATION_KEYS,
     MSI_FIELDS,
     RAW_KEYS,
     SCENARIO,
@@ -32,9 +34,25 @@ from apicmap.files.keys import (
     X2APIC_API_FLAGS,
 )
 from apicmap.files.spec import Section, Table, read_toml, validate
-from apicmap.model.policy import policy_for_release
+from apicmap.model.policy import parse_release, policy_for_release
 
-__all__ = ["VIA_NAMES", "X2APIC_API_FLAGS", "InterruptCase", "Scenario", "load_scenario", "parse_scenario"]
+__all__ = ["VIA_NAMES", "X2APIC_API_FLAGS", "InterruptCase", "KernelExpectation", "Scenario", "load_scenario",
+           "parse_scenario"]
+
+
+@dataclass(frozen=True, slots=True)
+class KernelExpectation:
+    """``expect_kernels`` entry: from release ``since`` on (until the next entry), KVM gives this."""
+
+    since: tuple[int, int, int]
+    expect: tuple[int, ...] | None
+    expect_return: int | None
+    # Stable releases of older series that carry the change (backports): the entry holds from
+    # each of them on, within its series.
+    stable: tuple[tuple[int, int, int], ...] = ()
+
+    def applies_to(self, release: tuple[int, int, int]) -> bool:
+        return self.since <= release or any(s[:2] == release[:2] and s <= release for s in self.stable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +63,15 @@ class InterruptCase:
     expect: tuple[int, ...] | None = None
     expect_arch: tuple[int, ...] | None = None
     expect_return: int | None = None
+    expect_kernels: tuple[KernelExpectation, ...] = ()
+
+    def expectation_at(self, release: tuple[int, int, int]) -> KernelExpectation | None:
+        """The ``expect_kernels`` entry that covers ``release`` (None: none, or no such key)."""
+        found = None
+        for entry in self.expect_kernels:
+            if entry.applies_to(release):
+                found = entry
+        return found
 
     def expected_for(self, engine: str) -> tuple[int, ...] | None:
         """``expect`` describes KVM; the ``arch`` engine is checked only against ``expect_arch``
@@ -81,7 +108,15 @@ def parse_scenario(document: Mapping[str, Any], where: str = "<scenario>") -> Sc
         disable_broadcast_quirk="disable_broadcast_quirk" in flags,
         vector_hashing=vm_table.get("vector_hashing"),
         smm=vm_table.get("smm"),
+        kvm_smm=vm_table.get("kvm_smm"),
     )
+    for v in vm.vcpus:
+        if vm.use_32bit_ids and v.lapic_id is not None and v.lapic_id != v.vcpu_id:
+            raise InputError(f"{where}: [[vcpu]] vcpu_id={v.vcpu_id} lapic_id",
+                             f"0x{v.lapic_id:x}: with use_32bit_ids KVM_SET_LAPIC fails (EINVAL) unless it is "
+                             "the vcpu_id", f"{v.vcpu_id}, or omit it")
+    if "history" in document:
+        validate(document["history"], HISTORY_KEYS, f"{where}: [history]")
     raw_interrupts = _array(document, "interrupt", where)
     cases = tuple(_build_interrupt(entry, i + 1, vm, where) for i, entry in enumerate(raw_interrupts))
     return Scenario(where, vm, kernel, cases, vm_table.get("description"))
@@ -144,6 +179,10 @@ def _build_vcpu(vcpu_id: int, table: Table, default_mode: ApicMode) -> Vcpu:
     if "ldr" in table and "ldr_register" in table:
         raise InputError(table.at("ldr"), "give ldr (8-bit logical ID) or ldr_register (raw), not both")
     ldr = table.get("ldr_register") if "ldr_register" in table else table.get("ldr") << 24
+    for key in ("lapic_id", "lapic_ldr"):
+        if key in table and mode is not ApicMode.X2APIC:
+            raise InputError(table.at(key), "only for x2APIC-mode vCPUs (the xAPIC page takes apic_id/ldr)",
+                             'omit it, or mode = "x2apic"')
     dfr_value = table.get("dfr")
     dfr: int = {"flat": DFR_FLAT, "cluster": DFR_CLUSTER}[dfr_value] if isinstance(dfr_value, str) else dfr_value
     return Vcpu(
@@ -155,6 +194,8 @@ def _build_vcpu(vcpu_id: int, table: Table, default_mode: ApicMode) -> Vcpu:
         dfr=dfr,
         arb_prio=table.get("arb_prio"),
         tpr=table.get("tpr"),
+        lapic_id=table.get("lapic_id"),
+        lapic_ldr=table.get("lapic_ldr"),
     )
 
 
@@ -186,7 +227,28 @@ def _build_interrupt(entry: Any, index: int, vm: VmState, where: str) -> Interru
         expect=_vcpu_list(table, "expect", vm),
         expect_arch=_vcpu_list(table, "expect_arch", vm),
         expect_return=table.get("expect_return"),
+        expect_kernels=_expect_kernels(table, vm),
     )
+
+
+def _expect_kernels(table: Table, vm: VmState) -> tuple[KernelExpectation, ...]:
+    """``expect_kernels``: per-release expectations, each holding from its release to the next one's."""
+    if "expect_kernels" not in table:
+        return ()
+    where = table.at("expect_kernels")
+    for key in ("expect", "expect_return"):
+        if key in table:
+            raise InputError(where, f"give {key} or expect_kernels, not both")
+    entries: list[KernelExpectation] = []
+    for i, item in enumerate(table.get("expect_kernels")):
+        entry = validate(item, KERNEL_EXPECTATION_KEYS, f"{where}[{i}]")
+        since = parse_release(entry.require("from"), entry.at("from"))
+        if entries and since <= entries[-1].since:
+            raise InputError(entry.at("from"), "entries must be in increasing release order")
+        entries.append(KernelExpectation(
+            since=since, expect=_vcpu_list(entry, "expect", vm), expect_return=entry.get("expect_return"),
+            stable=tuple(parse_release(r, entry.at("stable")) for r in entry.get("stable"))))
+    return tuple(entries)
 
 
 def _injection(table: Table, via: str, vm: VmState) -> Injection:

@@ -12,12 +12,15 @@ vcpu_id = 0
 op = "signal_msi"
 msi = { address = 0xFEE00000, address_hi = 0, data = 0x400 }
 expect_return = 1           # optional: what KVM_SIGNAL_MSI returns
+# or, per release: expect_kernels = [{ from = "4.9", expect_return = 1 }, { from = "6.3", expect_return = 0 }]
 ```
+
+A host-forced mode switch is a ``set_apic_base`` step whose ``mode`` differs from the vCPU's
+current one (``KVM_SET_MSRS`` of IA32_APIC_BASE is host-initiated, so x2APIC -> xAPIC is allowed).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +29,19 @@ from apicmap.domain.message import MsiInjection
 from apicmap.domain.vm import DFR_CLUSTER, DFR_FLAT
 from apicmap.encoding.apic_base import ApicMode
 from apicmap.errors import InputError
-from apicmap.files.keys import MSI_FIELDS, OPS, SEQUENCE, SEQUENCE_KEYS, STEP_KEYS
-from apicmap.files.spec import read_toml, validate
+from apicmap.files.keys import (
+    HISTORY_KEYS,
+    KERNEL_EXPECTATION_KEYS,
+    MSI_FIELDS,
+    OPS,
+    SEQUENCE,
+    SEQUENCE_KEYS,
+    STEP_KEYS,
+)
+from apicmap.files.spec import Table, read_toml, validate
 from apicmap.files.writer import injection_toml
 from apicmap.model.lifecycle import ModelLifecycle
-from apicmap.model.policy import policy_for_release
+from apicmap.model.policy import host_release, parse_release, policy_for_release
 
 __all__ = ["OPS", "Step", "apply", "is_sequence_file", "load_sequence", "parse_sequence", "run_sequence_check"]
 
@@ -48,6 +59,18 @@ class Step:
     disable_broadcast_quirk: bool = False
     msi: MsiInjection | None = None
     expect_return: int | None = None
+    # (from release, KVM_SIGNAL_MSI value) pairs in increasing release order.
+    expect_kernels: tuple[tuple[tuple[int, int, int], int], ...] = ()
+
+    def expected_at(self, release: tuple[int, int, int]) -> int | None:
+        """The return value expected on ``release``: from ``expect_kernels``, else ``expect_return``."""
+        if not self.expect_kernels:
+            return self.expect_return
+        found = None
+        for since, value in self.expect_kernels:
+            if since <= release:
+                found = value
+        return found
 
     def toml(self) -> list[str]:
         lines = ["[[step]]", f'op = "{self.op}"']
@@ -83,9 +106,11 @@ def load_sequence(path: str | Path) -> tuple[list[Step], str | None]:
 def parse_sequence(document: dict[str, Any], where: str = "<sequence>") -> tuple[list[Step], str | None]:
     """The steps and the ``[sequence] kernel``; checked by the same key tables as scenario files."""
     for key in document:
-        if key not in ("sequence", "step"):
+        if key not in ("sequence", "step", "history"):
             raise InputError(f"{where}: {key}", "unknown table", ", ".join(s.title for s in SEQUENCE))
     header = validate(document.get("sequence", {}), SEQUENCE_KEYS, f"{where}: [sequence]")
+    if "history" in document:
+        validate(document["history"], HISTORY_KEYS, f"{where}: [history]")
     kernel = header.get("kernel")
     if kernel is not None:
         policy_for_release(kernel, header.at("kernel"))
@@ -108,7 +133,22 @@ def _step(entry: Any, place: str) -> Step:
     return Step(op, table.get("vcpu_id"), ApicMode(table.get("mode")), table.get("apic_id"),
                 table.get("ldr_register"), {"flat": DFR_FLAT, "cluster": DFR_CLUSTER}[dfr] if isinstance(dfr, str)
                 else dfr, table.get("sw_enabled"), "use_32bit_ids" in flags, "disable_broadcast_quirk" in flags,
-                msi, table.get("expect_return"))
+                msi, table.get("expect_return"), _expect_kernels(table))
+
+
+def _expect_kernels(table: Table) -> tuple[tuple[tuple[int, int, int], int], ...]:
+    if "expect_kernels" not in table:
+        return ()
+    if "expect_return" in table:
+        raise InputError(table.at("expect_kernels"), "give expect_return or expect_kernels, not both")
+    found: list[tuple[tuple[int, int, int], int]] = []
+    for i, item in enumerate(table.get("expect_kernels")):
+        entry = validate(item, KERNEL_EXPECTATION_KEYS, f"{table.at('expect_kernels')}[{i}]")
+        since = parse_release(entry.require("from"), entry.at("from"))
+        if found and since <= found[-1][0]:
+            raise InputError(entry.at("from"), "entries must be in increasing release order")
+        found.append((since, entry.require("expect_return")))
+    return tuple(found)
 
 
 def apply(step: Step, target: Any) -> int | None:
@@ -145,7 +185,9 @@ def run_sequence_check(path: str | Path) -> tuple[list[dict[str, object]], bool]
 
     steps, kernel = load_sequence(path)
     available, _ = kvm_available()
-    policy = policy_for_release(kernel or (os.uname().release if available else None))
+    text = kernel or (host_release() if available else None)
+    policy = policy_for_release(text)
+    release = parse_release(text) if text is not None else (99, 0, 0)
     model = ModelLifecycle(policy)
     naive = ModelLifecycle(policy, track_recalculation=False)
     real = None
@@ -165,7 +207,9 @@ def run_sequence_check(path: str | Path) -> tuple[list[dict[str, object]], bool]
                    "expect_return": step.expect_return}
             if real is not None and results[0] != kernel_r:
                 ok = False
-            if step.expect_return is not None and results[0] != step.expect_return:
+            wanted = step.expected_at(release)
+            row["expect_return"] = wanted
+            if wanted is not None and results[0] != wanted:
                 ok = False
             rows.append(row)
     finally:

@@ -29,6 +29,8 @@ class Kind(enum.Enum):
     FLAGS = "a list of names"
     VCPU_LIST = "a list of vcpu_ids"
     TABLE = "an inline table"
+    TABLE_LIST = "a list of inline tables"
+    TEXT_LIST = "a list of strings"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +66,10 @@ class Key:
             return "a list of vcpu_ids of the VM"
         if self.kind is Kind.TABLE:
             return "{ " + ", ".join(f"{f.name} = ..." for f in self.fields) + " }"
+        if self.kind is Kind.TABLE_LIST:
+            return "[{ " + ", ".join(f"{f.name} = ..." for f in self.fields) + " }, ...]"
+        if self.kind is Kind.TEXT_LIST:
+            return 'a list of strings, e.g. ["6.1.170"]'
         return "text"
 
 
@@ -192,6 +198,14 @@ def _check(key: Key, value: Any, where: str) -> None:
                 raise bad
         case Kind.TABLE:
             validate(value, key.fields, where)
+        case Kind.TABLE_LIST:
+            if not isinstance(value, list) or not value:
+                raise bad
+            for i, item in enumerate(value):
+                validate(item, key.fields, f"{where}[{i}]")
+        case Kind.TEXT_LIST:
+            if not isinstance(value, list) or any(not isinstance(v, str) for v in value):
+                raise bad
 
 
 # --- JSON Schema -------------------------------------------------------------------------------
@@ -247,6 +261,10 @@ def _key_schema(key: Key) -> dict[str, Any]:
             out = {"type": "array", "items": {"type": "integer", "minimum": 0}}
         case Kind.TABLE:
             out = _object_schema(key.fields)
+        case Kind.TABLE_LIST:
+            out = {"type": "array", "items": _object_schema(key.fields), "minItems": 1}
+        case Kind.TEXT_LIST:
+            out = {"type": "array", "items": {"type": "string"}}
     if key.default is not None:
         out["default"] = key.default
     doc = key.doc

@@ -39,6 +39,8 @@ def scenario_toml(vm: VmState, cases: Sequence[tuple[str, Injection, Sequence[in
         lines.append("vector_hashing = false")
     if vm.smm:
         lines.append("smm = true")
+    if not vm.kvm_smm:
+        lines.append("kvm_smm = false")
     for v in vm.vcpus:
         lines += ["", "[[vcpu]]", f"vcpu_id = {v.vcpu_id}", f'mode = "{v.mode.value}"']
         if not v.sw_enabled:
@@ -50,6 +52,10 @@ def scenario_toml(vm: VmState, cases: Sequence[tuple[str, Injection, Sequence[in
                 lines.append(f"ldr = {v.ldr >> 24:#x}" if not v.ldr & 0xFFFFFF else f"ldr_register = {v.ldr:#x}")
             if v.dfr != DFR_FLAT:
                 lines.append(f"dfr = {_dfr(v.dfr)}")
+        if v.mode is ApicMode.X2APIC and v.lapic_id is not None:
+            lines.append(f"lapic_id = {v.lapic_id:#x}")
+        if v.mode is ApicMode.X2APIC and v.lapic_ldr is not None:
+            lines.append(f"lapic_ldr = {v.lapic_ldr:#x}")
         if v.arb_prio:
             lines.append(f"arb_prio = {v.arb_prio}")
         if v.tpr:

@@ -20,7 +20,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from apicmap.fuzz.signature import signature
 from apicmap.fuzz.strategies import Profile, cases
 from apicmap.known.catalogue import CATALOGUE
 from apicmap.model.engine import ModelEngine
-from apicmap.model.policy import policy_for_release
+from apicmap.model.policy import VARIANTS, policy_for_release
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,12 +53,15 @@ class Finding:
     found_after: float  # seconds into the campaign when first detected (shrinking comes after)
     scenario: str = ""  # the shrunk case as a scenario file's text, kept with or without --out
     reproducer: str | None = None  # where the scenario was written, with --out
+    # Against the kernel: the commits between the modelled release and the host's that explain it.
+    explained_by: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {"signature": self.signature, "rule": self.rule, "found_after_s": round(self.found_after, 3),
                 "model": list(self.model.receivers), "model_return": self.model.result,
                 "other": list(self.other.receivers), "other_return": self.other.result,
-                "reproducer": self.reproducer, "scenario": self.scenario}
+                "model_detail": _detail(self.model, self.other), "other_detail": _detail(self.other, self.model),
+                "explained_by": self.explained_by, "reproducer": self.reproducer, "scenario": self.scenario}
 
 
 def cache_dir() -> Path:
@@ -123,6 +126,17 @@ class _CorpusDatabase(DirectoryBasedExampleDatabase):
 
     def move(self, src: bytes, dest: bytes, value: bytes) -> None:
         self.save(dest, value)
+
+
+def _detail(outcome: Outcome, versus: Outcome) -> str:
+    """What of ``outcome`` differs from ``versus`` beyond receivers and return: rejection, effects."""
+    parts = []
+    if (outcome.rejected is None) != (versus.rejected is None):
+        parts.append(f"refused: {outcome.rejected}" if outcome.rejected else "not refused")
+    extra = sorted(set(outcome.effects) - set(versus.effects), key=lambda e: (e.vcpu_id, e.kind.value))
+    if extra:
+        parts.append("effects only here: " + ", ".join(f"{e.vcpu_id}:{e.describe()}" for e in extra))
+    return "; ".join(parts)
 
 
 @dataclass(slots=True)
@@ -253,7 +267,7 @@ class Campaign:
             return False  # against the kernel every difference is news
         from apicmap.decode import KvmDecodeRules, Refused, decode_for_kvm
 
-        decoded = decode_for_kvm(injection, vm, KvmDecodeRules(vm.use_32bit_ids, False, False))
+        decoded = decode_for_kvm(injection, vm, KvmDecodeRules.for_policy(VARIANTS[0], vm))
         message = None if isinstance(decoded, Refused) else decoded
         return any(entry.applies(vm, injection, message, ours, theirs) for entry in CATALOGUE)
 
@@ -262,21 +276,35 @@ class Campaign:
         if finding.signature in self._known:
             return
         self._known.add(finding.signature)
+        detected = self._first_seen.get(finding.signature, finding.found_after)
+        explained = self._explain_by_commits(finding) if self.against == "kvm" else None
+        finding = replace(finding, found_after=detected, explained_by=explained)
         text = self._scenario(finding)
         path = None
         if self.out:
             path = self.out / _file_name(finding)
             atomic_write_text(path, text)
-        detected = self._first_seen.get(finding.signature, finding.found_after)
-        kept = Finding(signature=finding.signature, rule=finding.rule, vm=finding.vm, injection=finding.injection,
-                       model=finding.model, other=finding.other, found_after=detected, scenario=text,
-                       reproducer=None if path is None else str(path))
+        kept = replace(finding, scenario=text, reproducer=None if path is None else str(path))
         self.findings.append(kept)
         self.findings.sort(key=lambda f: f.found_after)  # detection order (shrinking finishes later)
         if self.store is not None:
             self.store.remember([kept])
         if self.progress is not None:
             self.progress(self)
+
+    def _explain_by_commits(self, finding: Finding) -> str:
+        """The commits between the modelled release and this host's that account for the finding."""
+        from apicmap.model.attribution import attribute_finding
+        from apicmap.model.policy import host_release
+
+        model = policy_for_release(self.kernel)
+        host = policy_for_release(host_release())
+        if model.key == host.key:
+            return "unexplained (the model follows this host's release)"
+        found = attribute_finding(finding.vm, finding.injection, model, host, finding.other)
+        if not found.explained:
+            return "unexplained" + (f" (fields that move it: {', '.join(found.fields)})" if found.fields else "")
+        return found.describe()
 
     def _scenario(self, finding: Finding) -> str:
         other = finding.other.engine
@@ -287,6 +315,10 @@ class Campaign:
                   f"signature: {finding.signature}",
                   f"model: {list(finding.model.receivers)} return {finding.model.result}; "
                   f"{other}: {list(finding.other.receivers)} return {finding.other.result}",
+                  *([f"model: {_detail(finding.model, finding.other) or '-'}; "
+                     f"{other}: {_detail(finding.other, finding.model) or '-'}"]
+                    if _detail(finding.model, finding.other) or _detail(finding.other, finding.model) else []),
+                  *([f"explained by: {finding.explained_by}"] if finding.explained_by else []),
                   "re-run: apicmap check THIS_FILE"]
         return scenario_toml(finding.vm, [("divergence", finding.injection, expect, expect_arch)],
                              kernel=kernel, header=header)

@@ -9,6 +9,7 @@ from apicmap.domain.reasons import Code, Reason
 from apicmap.domain.vm import VmState
 from apicmap.encoding.kinds import DeliveryMode, DestMode
 from apicmap.known.catalogue import physical_aliases
+from apicmap.model.policy import VARIANTS
 
 
 def rule_of(vm: VmState, message: Message | None, model: Outcome) -> str:
@@ -32,7 +33,7 @@ def rule_of(vm: VmState, message: Message | None, model: Outcome) -> str:
 
 def signature(vm: VmState, injection: Injection, model: Outcome, other: Outcome) -> tuple[str, str]:
     """(signature, rule). Divergences with the same signature are the same finding."""
-    message = decode_for_kvm(injection, vm, KvmDecodeRules(vm.use_32bit_ids, False, False))
+    message = decode_for_kvm(injection, vm, KvmDecodeRules.for_policy(VARIANTS[0], vm))
     decoded = None if isinstance(message, Refused) else message
     rule = rule_of(vm, decoded, model)
     extra_model = set(model.receivers) - set(other.receivers)

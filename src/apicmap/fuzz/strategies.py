@@ -80,12 +80,15 @@ def _raw_bits(draw: st.DrawFn, value: int, width: int) -> int:
 @st.composite
 def vm_states(draw: st.DrawFn, profile: Profile = Profile()) -> VmState:
     ids = draw(_LAYOUT) if draw(_LAYOUT_KIND) else draw(_ID_LIST)
+    use_32bit_ids = draw(_BOOL)
     vcpus = []
     for vid in ids:
         mode = draw(_APIC_MODE)
         sw_enabled = draw(_BOOL) or draw(_BOOL)  # 3 in 4 enabled
         if mode is ApicMode.X2APIC:
-            vcpus.append(Vcpu(vid, mode, sw_enabled))
+            # Sometimes KVM_SET_LAPIC carries another x2APIC ID (planted before 6.11).
+            planted = None if use_32bit_ids or draw(_SMALL) else draw(_XAPIC_ID) << 24
+            vcpus.append(Vcpu(vid, mode, sw_enabled, lapic_id=planted))
             continue
         choice = draw(_SMALL)
         xapic_id = draw(_XAPIC_ID) if choice < 4 else vid & 0xFF  # aliasing is common
@@ -93,7 +96,7 @@ def vm_states(draw: st.DrawFn, profile: Profile = Profile()) -> VmState:
         if draw(_SMALL) == 0:
             ldr |= draw(_LDR_JUNK)  # raw junk below bits 31:24
         vcpus.append(Vcpu(vid, mode, sw_enabled, xapic_id, ldr, draw(_DFR)))
-    return VmState(tuple(vcpus), use_32bit_ids=draw(_BOOL), disable_broadcast_quirk=draw(_BOOL),
+    return VmState(tuple(vcpus), use_32bit_ids=use_32bit_ids, disable_broadcast_quirk=draw(_BOOL),
                    vector_hashing=profile.vector_hashing, smm=profile.smm)
 
 

@@ -1,6 +1,8 @@
 """Real kernels on demand: boot a chosen Linux release under QEMU and ask its own KVM.
 
-    from apicmap import MsiInjection, Vcpu, VmState
+    from apicmap.domain.message import MsiInjection
+
+    from apicmap.domain.vm import Vcpu, VmState
     from apicmap.kernels import open_session
 
     with open_session("debian:6.1") as guest:
@@ -19,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 # Imported eagerly: importing a submodule binds its name on the package, so the function ``fetch`` would
 # otherwise be replaced by the module ``fetch`` whenever another module imports that submodule first.
-from .fetch import fetch
+from apicmap.kernels.fetch import fetch
 
 if TYPE_CHECKING:
-    from .cache import CachedKernel, GuestKernel, KvmPackaging, cache_root, list_cached
-    from .errors import (
+    from apicmap.kernels.cache import CachedKernel, GuestKernel, KvmPackaging, cache_root, list_cached
+    from apicmap.kernels.errors import (
         GuestBootFailed,
         GuestBootTimeout,
         GuestChannelError,
@@ -35,9 +37,9 @@ if TYPE_CHECKING:
         QemuMissing,
         RemoteError,
     )
-    from .launcher import Acceleration
-    from .remote import GuestSession, RemoteKvmEngine, RemotePreparedVm, open_session
-    from .source import KernelSpec, SpecKind, parse_spec
+    from apicmap.kernels.launcher import Acceleration
+    from apicmap.kernels.remote import GuestSession, RemoteKvmEngine, RemotePreparedVm, open_session
+    from apicmap.kernels.source import KernelSpec, SpecKind, parse_spec
 
 _WHERE = {
     "CachedKernel": "cache", "GuestKernel": "cache", "KvmPackaging": "cache", "cache_root": "cache",

@@ -17,9 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import ApicmapError, Engine, PreparedVm, make_engine
-from .protocol import LineBuffer, encode_line
-from .wire import decode_injection, decode_vm, encode_error, encode_outcome
+from apicmap.domain.engine import Engine, PreparedVm
+from apicmap.engines import make_engine
+from apicmap.errors import ApicmapError
+from apicmap.kernels.protocol import LineBuffer, encode_line
+from apicmap.kernels.wire import decode_injection, decode_vm, encode_error, encode_outcome
 
 VIRTIO_PORT_NAME = "apicmap"
 SERIAL_DEVICE = "/dev/ttyS1"
@@ -87,7 +89,7 @@ class Agent:
 
 def hello() -> dict[str, Any]:
     """Who this guest is: ``uname -r``, vendor module, KVM API version and the kvm engine's host report."""
-    from ..kvm.host import host_report, kvm_available, vendor_module
+    from apicmap.kvm.host import host_report, kvm_available, vendor_module
 
     usable, why = kvm_available()
     report = host_report()

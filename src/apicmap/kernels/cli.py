@@ -21,22 +21,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .. import Engine, make_engine
-from .cache import list_cached
-from .fetch import fetch
-from .remote import DEFAULT_BOOT_TIMEOUT, open_session
-from .source import ALLOWED_FORMS, parse_spec
+from apicmap.domain.engine import Engine
+from apicmap.engines import make_engine
+from apicmap.kernels.cache import list_cached
+from apicmap.kernels.fetch import fetch
+from apicmap.kernels.remote import DEFAULT_BOOT_TIMEOUT, open_session
+from apicmap.kernels.source import ALLOWED_FORMS, parse_spec
 
 
 def add_kernels_command(subparsers: Any) -> argparse.ArgumentParser:
     """``apicmap kernels fetch SPEC... [--modules DIR]`` and ``apicmap kernels list [--json]``."""
     kernels = subparsers.add_parser("kernels", help="real kernels to run the kvm engine on (--on KERNEL)")
-    actions = kernels.add_subparsers(dest="kernels_command", required=True)
+    actions = kernels.add_subparsers(dest="kernels_command", required=True, metavar="ACTION",
+                                     help="fetch or list")
     fetch_parser = actions.add_parser("fetch", help="download and cache kernels (a no-op when cached)")
     fetch_parser.add_argument("specs", nargs="+", metavar="KERNEL", help=ALLOWED_FORMS)
     fetch_parser.add_argument("--modules", help="modules directory for a kernel image path")
     list_parser = actions.add_parser("list", help="cached kernels: release, vendor module, size")
-    list_parser.add_argument("--json", action="store_true")
+    list_parser.add_argument("--json", action="store_true", help="print JSON on stdout instead of text")
     return kernels  # type: ignore[no-any-return]
 
 
@@ -64,7 +66,8 @@ def add_on_option(parser: argparse.ArgumentParser) -> None:
     """``--on KERNEL`` (and ``--on-modules DIR``, ``--boot-timeout S``) for commands that run the kvm engine."""
     parser.add_argument("--on", metavar="KERNEL", help=f"run the kvm engine inside a booted kernel: {ALLOWED_FORMS}")
     parser.add_argument("--on-modules", metavar="DIR", help="modules directory for --on with an image path")
-    parser.add_argument("--boot-timeout", type=float, default=DEFAULT_BOOT_TIMEOUT, metavar="S")
+    parser.add_argument("--boot-timeout", type=float, default=DEFAULT_BOOT_TIMEOUT, metavar="S",
+                        help="seconds to wait for the kernel given by --on to boot")
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ApicmapError
+from apicmap.errors import ApicmapError
 
 
 class GuestError(ApicmapError):

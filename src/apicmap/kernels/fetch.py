@@ -15,11 +15,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import InputError
-from .cache import GuestKernel, KvmPackaging, find_cached, kernels_dir, load_cached
-from .errors import KernelFetchError, KernelImageError
-from .modules import ModuleTree, read_module_bytes
-from .source import ALLOWED_FORMS, KernelSpec, SpecKind, read_bzimage_header
+from apicmap.errors import InputError
+from apicmap.kernels.cache import GuestKernel, KvmPackaging, find_cached, kernels_dir, load_cached
+from apicmap.kernels.errors import KernelFetchError, KernelImageError
+from apicmap.kernels.modules import ModuleTree, read_module_bytes
+from apicmap.kernels.source import ALLOWED_FORMS, KernelSpec, SpecKind, read_bzimage_header
 
 # What the guest's /init needs besides KVM: the PCI transport for virtio devices, the 9p
 # filesystem over virtio to mount the host's root, and virtio-serial for the agent's channel.

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import GuestError
-from .modules import read_module_bytes
+from apicmap.kernels.errors import GuestError
+from apicmap.kernels.modules import read_module_bytes
 
 NEWC_MAGIC = b"070701"
 TRAILER = "TRAILER!!!"

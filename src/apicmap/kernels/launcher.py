@@ -29,8 +29,8 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import GuestBootFailed, GuestChannelError, GuestPanic, QemuMissing
-from .initramfs import HOST_SHARE_TAG, MARK, MARK_MOUNT_FAILED, Channel
+from apicmap.kernels.errors import GuestBootFailed, GuestChannelError, GuestPanic, QemuMissing
+from apicmap.kernels.initramfs import HOST_SHARE_TAG, MARK, MARK_MOUNT_FAILED, Channel
 
 QEMU_BINARY = "qemu-system-x86_64"
 PR_SET_PDEATHSIG = 1  # include/uapi/linux/prctl.h

@@ -16,9 +16,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from .. import ApicmapError, MsiInjection, VmState, make_engine
-from .initramfs import MARK_AGENT_START
-from .remote import open_session
+from apicmap.domain.message import MsiInjection
+from apicmap.domain.vm import VmState
+from apicmap.engines import make_engine
+from apicmap.errors import ApicmapError
+from apicmap.kernels.initramfs import MARK_AGENT_START
+from apicmap.kernels.remote import open_session
 
 VM = VmState.simple(4)
 

@@ -27,13 +27,15 @@ from types import TracebackType
 from typing import Any
 
 import apicmap
-
-from .. import Injection, Outcome, VmState
-from .cache import GuestKernel, cache_root
-from .errors import GuestBootTimeout, GuestChannelError, GuestError, GuestKvmMissing
-from .fetch import fetch
-from .initramfs import MARK_NO_KVM, AgentCommand, Channel, build_initramfs
-from .launcher import (
+from apicmap.domain.engine import Closing, PreparedBase
+from apicmap.domain.message import Injection
+from apicmap.domain.outcome import Outcome
+from apicmap.domain.vm import VmState
+from apicmap.kernels.cache import GuestKernel, cache_root
+from apicmap.kernels.errors import GuestBootTimeout, GuestChannelError, GuestError, GuestKvmMissing
+from apicmap.kernels.fetch import fetch
+from apicmap.kernels.initramfs import MARK_NO_KVM, AgentCommand, Channel, build_initramfs
+from apicmap.kernels.launcher import (
     Acceleration,
     AccelerationChoice,
     GuestProcess,
@@ -43,9 +45,9 @@ from .launcher import (
     kernel_command_line,
     qemu_command,
 )
-from .protocol import LineBuffer, encode_line
-from .source import KernelSpec, parse_spec
-from .wire import decode_error, decode_outcome, encode_injection, encode_vm
+from apicmap.kernels.protocol import LineBuffer, encode_line
+from apicmap.kernels.source import KernelSpec, parse_spec
+from apicmap.kernels.wire import decode_error, decode_outcome, encode_injection, encode_vm
 
 DEFAULT_BOOT_TIMEOUT = 300.0  # TCG boots in 15-30 s here; the first Python start over 9p adds some more
 DEFAULT_REQUEST_TIMEOUT = 600.0
@@ -297,7 +299,7 @@ def open_session(spec: KernelSpec | str, *, modules: str | Path | None = None, l
                         memory_mb=memory_mb, cpus=cpus, kernel_args=kernel_args)
 
 
-class RemotePreparedVm:
+class RemotePreparedVm(PreparedBase):
     """A VM prepared by the guest's kvm engine, kept in the guest until ``close``."""
 
     def __init__(self, session: GuestSession, handle: int, vm: VmState) -> None:
@@ -331,7 +333,7 @@ class RemotePreparedVm:
         self._session.request({"op": "close", "handle": self._handle})
 
 
-class RemoteKvmEngine:
+class RemoteKvmEngine(Closing):
     """The guest kernel's KVM, with the local engines' interface (``apicmap.Engine``)."""
 
     name = "kvm"
@@ -342,6 +344,14 @@ class RemoteKvmEngine:
     @property
     def release(self) -> str:
         return self.session.release
+
+    @property
+    def upstream_release(self) -> str:
+        """The guest kernel's upstream x.y.z as its /proc/version says (``uname -r`` of a Debian
+        kernel, 6.1.0-56-amd64, does not say it)."""
+        report = self.session.hello.get("host_report")
+        found = report.get("upstream_release") if isinstance(report, dict) else None
+        return str(found) if found else self.session.release
 
     def prepare(self, vm: VmState) -> RemotePreparedVm:
         result = self.session.request({"op": "prepare", "vm": encode_vm(vm)})

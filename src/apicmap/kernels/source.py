@@ -16,8 +16,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
-from .errors import KernelImageError
+from apicmap.errors import InputError
+from apicmap.kernels.errors import KernelImageError
 
 ALLOWED_FORMS = ("debian:6.1, debian:6.12 (debian:MAJOR.MINOR or debian:ABI such as debian:6.1.0-47), "
                  "a Debian package name linux-image-*, or a path to a bzImage/vmlinuz")

@@ -9,22 +9,13 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from .. import (
-    ApicMode,
-    Effect,
-    EffectKind,
-    Explanation,
-    IcrInjection,
-    Injection,
-    IoapicInjection,
-    MsiInjection,
-    Outcome,
-    SelfIpiInjection,
-    Vcpu,
-    VmState,
-)
-from .. import errors as apicmap_errors
-from .errors import GuestChannelError, RemoteError
+import apicmap.errors as apicmap_errors
+from apicmap.domain.message import IcrInjection, Injection, IoapicInjection, MsiInjection, SelfIpiInjection
+from apicmap.domain.outcome import Effect, EffectKind, Explanation, Outcome
+from apicmap.domain.reasons import Code, Reason
+from apicmap.domain.vm import Vcpu, VmState
+from apicmap.encoding.apic_base import ApicMode
+from apicmap.kernels.errors import GuestChannelError, RemoteError
 
 JsonObject = dict[str, Any]
 
@@ -104,17 +95,36 @@ def decode_effect(data: JsonObject) -> Effect:
                   bool(_field(data, "level_triggered")))
 
 
+def encode_reason(reason: Reason) -> JsonObject:
+    """A reason code and its parameters (nested reasons encoded the same way)."""
+    args = [[name, encode_reason(value) if isinstance(value, Reason) else value] for name, value in reason.args]
+    return {"code": reason.code.value, "args": args}
+
+
+def decode_reason(data: JsonObject) -> Reason:
+    try:
+        code = Code(_field(data, "code"))
+    except ValueError:
+        raise GuestChannelError(f"malformed message: unknown reason code {_field(data, 'code')!r}") from None
+    args: list[tuple[str, int | str | bool | Reason | None]] = []
+    for name, value in _field(data, "args"):
+        args.append((str(name), decode_reason(value) if isinstance(value, dict) else value))
+    return Reason(code, tuple(args))
+
+
 def encode_explanation(explanation: Explanation) -> JsonObject:
-    return {"message": explanation.message, "path": explanation.path, "map_state": explanation.map_state,
-            "reasons": [[vcpu_id, text] for vcpu_id, text in explanation.reasons], "notes": list(explanation.notes)}
+    return {"message": explanation.message, "path": encode_reason(explanation.path),
+            "map_state": explanation.map_state,
+            "reasons": [[vcpu_id, encode_reason(r)] for vcpu_id, r in explanation.reasons],
+            "notes": [encode_reason(n) for n in explanation.notes]}
 
 
 def decode_explanation(data: JsonObject) -> Explanation:
     map_state = _field(data, "map_state")
-    return Explanation(str(_field(data, "message")), str(_field(data, "path")),
-                       None if map_state is None else str(map_state),
-                       tuple((int(v), str(t)) for v, t in _field(data, "reasons")),
-                       tuple(str(n) for n in _field(data, "notes")))
+    return Explanation(message=str(_field(data, "message")), path=decode_reason(_field(data, "path")),
+                       map_state=None if map_state is None else str(map_state),
+                       reasons=tuple((int(v), decode_reason(r)) for v, r in _field(data, "reasons")),
+                       notes=tuple(decode_reason(n) for n in _field(data, "notes")))
 
 
 def encode_outcome(outcome: Outcome) -> JsonObject:
@@ -126,11 +136,11 @@ def encode_outcome(outcome: Outcome) -> JsonObject:
 
 def decode_outcome(data: JsonObject) -> Outcome:
     result, rejected, explanation = _field(data, "result"), _field(data, "rejected"), _field(data, "explanation")
-    return Outcome(str(_field(data, "engine")), tuple(int(r) for r in _field(data, "receivers")),
-                   tuple(decode_effect(e) for e in _field(data, "effects")),
-                   None if result is None else int(result), None if rejected is None else str(rejected),
-                   tuple(int(u) for u in _field(data, "undefined")),
-                   None if explanation is None else decode_explanation(explanation))
+    return Outcome(engine=str(_field(data, "engine")), receivers=tuple(int(r) for r in _field(data, "receivers")),
+                   effects=tuple(decode_effect(e) for e in _field(data, "effects")),
+                   result=None if result is None else int(result), rejected=None if rejected is None else str(rejected),
+                   undefined=tuple(int(u) for u in _field(data, "undefined")),
+                   explanation=None if explanation is None else decode_explanation(explanation))
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -146,7 +156,7 @@ def _error_types() -> dict[str, type[BaseException]]:
             if isinstance(value, type) and issubclass(value, apicmap_errors.ApicmapError):
                 types[value.__name__] = value
     try:
-        from ..kvm.ioctl import KvmIoctlError  # raised by the kvm engine, not exported by apicmap
+        from apicmap.kvm.ioctl import KvmIoctlError  # raised by the kvm engine, not exported by apicmap
     except ImportError:  # moved: such errors then come back as RemoteError, with their name
         pass
     else:

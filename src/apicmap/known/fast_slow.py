@@ -29,6 +29,8 @@ WIDE_MDA_TRUNCATED = ("the xAPIC logical map reads only MDA bits 7:0; the slow p
                       "with all of MDA[31:4] (§3 step 6, §4.2)")
 BROADCAST_MISMATCH = "the fast path's broadcast test differs from the slow path's per-target one (§3 step 4, §4.2)"
 NO_TARGET_RESULT = "no target: the fast path returns 0, the slow path -1 (EPERM) (§5)"
+V4_9_MDA = ("v4.9/4.10: the slow path's MDA is dest << 24 (u32) in the sender's format and phys_map's last "
+            "claimant wins; the map has neither")
 
 
 def fast_slow_difference(vm: VmState, amap: ApicMap, policy: KernelPolicy, message: Message) -> list[str]:
@@ -41,6 +43,13 @@ def fast_slow_difference(vm: VmState, amap: ApicMap, policy: KernelPolicy, messa
     if dest in (XAPIC_BROADCAST, X2APIC_BROADCAST):
         reasons.append(BROADCAST_MISMATCH)
     lowest = message.lowest_priority
+    if policy.phys_map is PhysMapRule.LAST_WINS:
+        source = vm.vcpu(message.source) if message.source is not None else None
+        ids = [v.vcpu_id if v.mode is ApicMode.X2APIC else v.xapic_id for v in present]
+        if dest > 0xFF or len(set(ids)) != len(ids) or any(v.mode is ApicMode.XAPIC and v.vcpu_id > 0xFF
+                                                         for v in present) \
+                or (source is not None and any(v.mode is not source.mode for v in present)):
+            reasons.append(V4_9_MDA)
     if dest_mode is DestMode.PHYSICAL:
         hacked = vm.use_32bit_ids or policy.phys_map is PhysMapRule.FIRST_WINS_HOTPLUG
         ids = [v.vcpu_id if v.mode is ApicMode.X2APIC else v.xapic_id for v in present]

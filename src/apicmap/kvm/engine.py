@@ -227,6 +227,11 @@ class KvmEngine(Closing):
             # With x2apic_format the buffer ID must equal vcpu_id; without it the xAPIC-format
             # ID is ignored (v6.11+) and the LDR is derived by KVM either way (§1.9).
             _set_u32(page, s.APIC_ID, vcpu.vcpu_id if vm.use_32bit_ids else (vcpu.vcpu_id & 0xFF) << 24)
+            # A scenario may write its own ID/LDR (planted before 6.11, ignored from 6.11).
+            if vcpu.lapic_id is not None:
+                _set_u32(page, s.APIC_ID, vcpu.lapic_id)
+            if vcpu.lapic_ldr is not None:
+                _set_u32(page, s.APIC_LDR, vcpu.lapic_ldr)
         else:
             _set_u32(page, s.APIC_ID, vcpu.xapic_id << 24)
             _set_u32(page, s.APIC_LDR, vcpu.ldr)
@@ -357,8 +362,21 @@ class KvmVm(PreparedBase):
                                  f"kvm.vector_hashing is {self._engine.vector_hashing} (read-only at run time)")
         if lowest and not self._vm.vector_hashing and self._arb_prio_set:
             raise NotExpressible("apic_arb_prio cannot be set from the host (KVM_SET_LAPIC resets it to 0)")
-        if mode is DeliveryMode.SMI and self._vm.smm != self._engine.smm:
-            raise NotExpressible(f"the scenario has smm={self._vm.smm}, this host's VMs have smm={self._engine.smm}")
+        if mode is DeliveryMode.SMI:
+            self._check_smm()
+
+    def _check_smm(self) -> None:
+        """The SMM settings an SMI depends on must be this host's (KVM_CAP_X86_SMM): from 6.16 the
+        VM's, from 6.2 KVM's build (CONFIG_KVM_SMM), before 6.2 none."""
+        from apicmap.model.policy import SmiCheck, host_release, policy_for_release
+
+        check = policy_for_release(host_release()).smi_check
+        vm, host = self._vm, self._engine.smm
+        if check is SmiCheck.VM_SUPPORTS_SMM and (vm.smm and vm.kvm_smm) != host:
+            raise NotExpressible(f"the scenario has smm={vm.smm}, kvm_smm={vm.kvm_smm}; this host's VMs have "
+                                 f"smm={host}")
+        if check is SmiCheck.KVM_BUILT_WITH_SMM and vm.kvm_smm != host:
+            raise NotExpressible(f"the scenario has kvm_smm={vm.kvm_smm}; this host's KVM has SMM={host}")
 
     def _signal_msi(self, injection: MsiInjection) -> tuple[int | None, str | None]:
         msi = self._msi
@@ -499,8 +517,9 @@ class KvmVm(PreparedBase):
     def _explain(self, injection: Injection, effects: list[Effect], result: int | None,
                  rejected: str | None) -> Explanation:
         from apicmap.decode import KvmDecodeRules, Refused, decode_for_kvm
+        from apicmap.model.policy import host_release, policy_for_release
 
-        rules = KvmDecodeRules(self._vm.use_32bit_ids, True, True)
+        rules = KvmDecodeRules.for_policy(policy_for_release(host_release()), self._vm)
         decoded = decode_for_kvm(injection, self._vm, rules)
         message = decoded.reason if isinstance(decoded, Refused) else describe_message(decoded)
         by_vcpu: dict[int, list[str]] = {}

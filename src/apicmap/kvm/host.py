@@ -76,13 +76,14 @@ def x2apic_api_flags(mask: int) -> list[str]:
 
 
 def host_report() -> dict[str, object]:
-    from apicmap.model.policy import policy_for_release
+    from apicmap.model.policy import host_release, parse_release, policy_for_release
 
     release = os.uname().release
     module = vendor_module()
     report: dict[str, object] = {"kernel": release, "vendor_module": module, "apicv": apicv_state(module)}
     try:
-        report["model_variant"] = policy_for_release(release).key
+        report["model_variant"] = policy_for_release(host_release()).key
+        report["upstream_release"] = "{}.{}.{}".format(*parse_release(host_release()))
     except Exception as err:  # a release apicmap cannot place
         report["model_variant"] = f"unknown ({err})"
     available, why = kvm_available()

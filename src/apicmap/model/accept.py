@@ -8,7 +8,7 @@ from apicmap.domain.outcome import Effect, EffectKind
 from apicmap.domain.reasons import Code, Reason, because
 from apicmap.domain.vm import Vcpu, VmState
 from apicmap.encoding.kinds import DeliveryMode, Trigger
-from apicmap.model.policy import KernelPolicy
+from apicmap.model.policy import KernelPolicy, SmiCheck
 
 
 def accept(target: Vcpu, message: Message, vm: VmState, policy: KernelPolicy) -> tuple[Effect | None, Reason]:
@@ -26,7 +26,9 @@ def accept(target: Vcpu, message: Message, vm: VmState, policy: KernelPolicy) ->
     if mode is DeliveryMode.NMI:
         return Effect(vid, EffectKind.NMI), because(Code.ACCEPT_NMI)
     if mode is DeliveryMode.SMI:
-        if policy.smi_needs_smm and not vm.smm:
+        if policy.smi_check is not SmiCheck.ALWAYS_ACCEPTED and not vm.kvm_smm:
+            return None, because(Code.ACCEPT_SMI_KVM_WITHOUT_SMM)
+        if policy.smi_check is SmiCheck.VM_SUPPORTS_SMM and not vm.smm:
             return None, because(Code.ACCEPT_SMI_NO_SMM)
         return Effect(vid, EffectKind.SMI), because(Code.ACCEPT_SMI)
     if mode is DeliveryMode.INIT:

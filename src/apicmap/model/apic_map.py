@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from apicmap.domain.vm import DFR_FLAT, VmState
 from apicmap.encoding.apic_base import ApicMode
-from apicmap.model.policy import KernelPolicy, LogicalMapRule, PhysMapRule
+from apicmap.model.policy import IdModifiedInhibit, KernelPolicy, LogicalMapRule, PhysMapRule
 
 
 class LogicalMode(enum.Enum):
@@ -80,11 +80,15 @@ class ApicMap:
 
 
 def build_map(vm: VmState, policy: KernelPolicy) -> ApicMap:
-    """Recompute the optimized map as ``kvm_recalculate_apic_map`` would, for ``policy``."""
+    """Recompute the optimized map as ``kvm_recalculate_apic_map`` would, for ``policy``.
+
+    ``vm`` holds the registers as KVM has them (for a scenario: ``set_lapic.kvm_view``)."""
     vcpus = vm.vcpus
+    last_wins = policy.phys_map is PhysMapRule.LAST_WINS
     max_id = 255
     for v in vcpus:
-        if v.mode is not ApicMode.DISABLED and v.vcpu_id > max_id:
+        # <= 4.10: max of kvm_apic_id, the 8-bit xAPIC ID in xAPIC mode; 4.11+: kvm_x2apic_id.
+        if v.mode is not ApicMode.DISABLED and v.vcpu_id > max_id and not (last_wins and v.mode is ApicMode.XAPIC):
             max_id = v.vcpu_id
     phys: list[int | None] = [None] * (max_id + 1)
     clusters: list[list[int | None]] = [[None] * 8 for _ in range(16)]
@@ -95,15 +99,23 @@ def build_map(vm: VmState, policy: KernelPolicy) -> ApicMap:
     legacy_bits = 0
     logical_reason: str | None = None
     id_modified = False
+    if policy.apic_id_modified_inhibit is IdModifiedInhibit.STICKY_UNTRUNCATED:
+        # 3743c2f02517 (5.19-6.2), kvm_lapic_xapic_id_updated: set by KVM_SET_LAPIC of any
+        # xAPIC-mode (or disabled) APIC whose ID is not vcpu_id, untruncated, and never cleared.
+        id_modified = any(v.mode is not ApicMode.X2APIC and v.xapic_id != v.vcpu_id for v in vcpus)
 
     for index, v in enumerate(vcpus):
         if v.mode is ApicMode.DISABLED:
             continue  # not present: in neither map (§1.3)
         x2 = v.mode is ApicMode.X2APIC
         # --- physical part ---
-        if not x2 and v.xapic_id != (v.vcpu_id & 0xFF):
+        if (policy.apic_id_modified_inhibit is IdModifiedInhibit.RECOMPUTED_U8
+                and not x2 and v.xapic_id != (v.vcpu_id & 0xFF)):
             id_modified = True  # feeds only APICV_INHIBIT_REASON_APIC_ID_MODIFIED
-        if hotplug_hack:
+        if last_wins:
+            # <= 4.10 recalculate_apic_map: phys_map[kvm_apic_id] = apic, the last one wins.
+            phys[v.vcpu_id if x2 else v.xapic_id] = index
+        elif hotplug_hack:
             # §2.5 steps 1-2 / §2.3 with x2apic_format: hotplug hack, first xAPIC claimant wins.
             if x2 or v.vcpu_id > 0xFF:
                 phys[v.vcpu_id] = index
@@ -139,17 +151,22 @@ def build_map(vm: VmState, policy: KernelPolicy) -> ApicMap:
                 logical_reason = f"vCPU {v.vcpu_id} is {this_mode.value}, others are not"
                 continue
             if x2:
-                continue  # x2APIC logical lookups reuse phys_map (§2.3, 76e527509d37)
+                # x2APIC logical lookups reuse phys_map (kvm_apic_map_get_logical_dest)
+                if policy.x2apic_logical_in_phys_map:
+                    _place_x2apic_logical(phys, max_id, ldr, index)
+                continue
             row, mask = _logical_slot(mode, (ldr >> 24) & 0xFF)
             if mask == 0:
                 continue
             if mask & (mask - 1):
-                mode = LogicalMode.MAP_DISABLED
-                logical_reason = f"vCPU {v.vcpu_id} logical ID 0x{ldr >> 24:02x} has several bits"
-                continue
+                if policy.logical_map_multi_bit_disables:  # 2bf934aadcac
+                    mode = LogicalMode.MAP_DISABLED
+                    logical_reason = f"vCPU {v.vcpu_id} logical ID 0x{ldr >> 24:02x} has several bits"
+                    continue
+                mask &= -mask  # placed by its lowest bit
             bit = mask.bit_length() - 1
             holder = clusters[row][bit]
-            if holder is not None:
+            if holder is not None and policy.logical_map_alias_disables:  # 2970052481b9
                 mode = LogicalMode.MAP_DISABLED
                 logical_reason = (f"vCPU {vcpus[holder].vcpu_id} and vCPU {v.vcpu_id} share logical "
                                   f"{_slot_name(this_mode, row, bit)}")
@@ -159,8 +176,12 @@ def build_map(vm: VmState, policy: KernelPolicy) -> ApicMap:
             # §2.5 steps 4-6: OR the mode bit in; place only while the bitmask is one mode.
             legacy_bits |= _LEGACY_BITS[this_mode]
             current = _LEGACY_BY_BITS.get(legacy_bits)
-            if current is None or x2:
-                continue  # x2APIC: the derived LDR writes its own phys_map slot again
+            if current is None:
+                continue
+            if x2:
+                if policy.x2apic_logical_in_phys_map:
+                    _place_x2apic_logical(phys, max_id, ldr, index)
+                continue
             row, mask = _logical_slot(current, (ldr >> 24) & 0xFF)
             if mask:
                 clusters[row][(mask & -mask).bit_length() - 1] = index  # lowest bit, last wins
@@ -174,14 +195,28 @@ def build_map(vm: VmState, policy: KernelPolicy) -> ApicMap:
     inhibits: set[str] = set()
     if policy.inhibits_aliasing and mode is LogicalMode.MAP_DISABLED:
         inhibits.add(INHIBIT_LOGICAL_ID_ALIASED)
-    if policy.inhibits_apic_id_modified and id_modified:
+    if id_modified:
         inhibits.add(INHIBIT_APIC_ID_MODIFIED)
     return ApicMap(max_id, phys, mode, clusters, None, logical_reason, frozenset(inhibits), legacy_bits)
 
 
+def _place_x2apic_logical(phys: list[int | None], max_id: int, ldr: int, index: int) -> None:
+    """Up to 6.2 the x2APIC logical part of the map is phys_map itself: the LDR's cluster and
+    lowest member bit index it. A derived LDR writes the vCPU's own slot again; a planted one
+    (KVM_SET_LAPIC before 6.11) another vCPU's slot. 76e527509d37 "KVM: x86: Skip redundant
+    x2APIC logical mode optimized cluster setup" (6.3) stopped the write."""
+    offset = (ldr >> 16) * 16
+    if offset > max_id:
+        return
+    width = min(max_id - offset + 1, 16)
+    mask = ldr & 0xFFFF & ((1 << width) - 1)
+    if mask:
+        phys[offset + (mask & -mask).bit_length() - 1] = index
+
+
 def _null_map(max_id: int, policy: KernelPolicy, reason: str, id_modified: bool) -> ApicMap:
     inhibits = {INHIBIT_PHYSICAL_ID_ALIASED, INHIBIT_LOGICAL_ID_ALIASED} if policy.inhibits_aliasing else set()
-    if policy.inhibits_apic_id_modified and id_modified:
+    if id_modified:
         inhibits.add(INHIBIT_APIC_ID_MODIFIED)
     return ApicMap(max_id, None, LogicalMode.MAP_DISABLED, [], reason, None, frozenset(inhibits))
 

@@ -13,6 +13,7 @@ from apicmap.domain.vm import VmState
 from apicmap.model.apic_map import ApicMap, build_map
 from apicmap.model.policy import KernelPolicy
 from apicmap.model.resolve import Trace, deliver
+from apicmap.model.set_lapic import kvm_view
 
 
 class ModelEngine(Closing):
@@ -21,6 +22,8 @@ class ModelEngine(Closing):
         self.name = "model"
 
     def prepare(self, vm: VmState) -> ModelVm:
+        # KVM_SET_LAPIC as this release applies it (planted x2APIC IDs/LDRs before 6.11).
+        vm = kvm_view(vm, self.policy)
         return ModelVm(vm, self.policy, build_map(vm, self.policy))
 
 
@@ -36,8 +39,7 @@ class ModelVm(PreparedBase):
 
     @property
     def rules(self) -> KvmDecodeRules:
-        return KvmDecodeRules(self.vm.use_32bit_ids, self.policy.icr_reserved_bits_fault,
-                              self.policy.self_ipi_reserved_bits_fault)
+        return KvmDecodeRules.for_policy(self.policy, self.vm)
 
     def deliver(self, injection: Injection, *, explain: bool = False) -> Outcome:
         if not explain:

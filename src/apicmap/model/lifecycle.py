@@ -4,7 +4,12 @@ The optimized map is recomputed only at recalculation points, and only when dirt
 - ``KVM_CREATE_VCPU``: the reset recalculates the map *before* the new vCPU is published, so
   the map misses the last-created vCPU until the next dirtying event (§2.2(a));
 - ``KVM_ENABLE_CAP(X2APIC_API)`` dirties nothing: the map keeps the old flag semantics (§2.2(b));
-- an APIC base write that changes the value, and every ``KVM_SET_LAPIC``, dirty and recalculate.
+- an APIC base write that changes the value, and every ``KVM_SET_LAPIC``, dirty and recalculate;
+  except, up to 6.2, a host-forced x2APIC -> xAPIC switch (EXTD cleared, EN kept): before
+  052c3b99cbc8 "KVM: x86: Reinitialize xAPIC ID when userspace forces x2APIC => xAPIC",
+  ``kvm_lapic_set_base`` handled only the x2APIC-enable edge, so the ID register keeps the x2APIC
+  ID (the xAPIC ID reads ``id >> 24``) and nothing dirties the map: it keeps the vCPU in its
+  x2APIC slots until the next dirtying event.
 The slow path always reads live registers. ``track_recalculation=False`` gives a naive model
 whose map is always fresh; the stateful fuzzer uses it to rediscover both behaviours.
 """
@@ -18,8 +23,9 @@ from apicmap.domain.message import MsiInjection
 from apicmap.domain.vm import Vcpu, VmState, x2apic_ldr
 from apicmap.encoding.apic_base import ApicMode
 from apicmap.model.apic_map import ApicMap, build_map
-from apicmap.model.policy import KernelPolicy, PhysMapRule
+from apicmap.model.policy import IdModifiedInhibit, KernelPolicy
 from apicmap.model.resolve import deliver
+from apicmap.model.set_lapic import get_lapic_id, x2apic_ldr_after_set
 
 
 class ModelLifecycle:
@@ -31,9 +37,18 @@ class ModelLifecycle:
         self.stale_after_enable_cap = track_recalculation if stale_after_enable_cap is None else stale_after_enable_cap
         self.vm = VmState(())
         self._map: ApicMap = build_map(self.vm, policy)
+        self.inhibits: frozenset[str] = frozenset()  # APICv inhibits raised so far
 
     def _recalculate(self, vm: VmState | None = None) -> None:
         self._map = build_map(self.vm if vm is None else vm, self.policy)
+        if self.policy.apic_id_modified_inhibit is IdModifiedInhibit.STICKY_UNTRUNCATED:
+            self.inhibits |= self._map.inhibits  # 3743c2f02517: set, never cleared (5.19-6.2)
+        else:
+            self.inhibits = self._map.inhibits
+
+    @property
+    def map(self) -> ApicMap:
+        return self._map
 
     def _set(self, vcpu: Vcpu) -> None:
         self.vm = self.vm.with_vcpu(vcpu)
@@ -59,12 +74,16 @@ class ModelLifecycle:
         if mode is ApicMode.XAPIC and v.mode is ApicMode.DISABLED:
             v = replace(v, mode=mode, xapic_id=vcpu_id & 0xFF)  # EN 0->1 resets the xAPIC ID (§1.7)
         elif mode is ApicMode.X2APIC:
-            v = replace(v, mode=mode, ldr=x2apic_ldr(vcpu_id))
+            v = replace(v, mode=mode, ldr=x2apic_ldr(vcpu_id), x2apic_ldr_reg=-1)
         elif mode is ApicMode.XAPIC and v.mode is ApicMode.X2APIC:
-            # Host-forced x2APIC -> xAPIC: ID := vcpu_id & 0xFF on 6.3+; the LDR keeps its
-            # x2APIC-derived value (§1.7).
-            reset_id = self.policy.phys_map is PhysMapRule.ARCHITECTURAL_UNLESS_32BIT_IDS
-            v = replace(v, mode=mode, xapic_id=(vcpu_id & 0xFF) if reset_id else 0)
+            # Host-forced x2APIC -> xAPIC: the LDR keeps its x2APIC value either way.
+            if self.policy.x2apic_disable_resets_id:
+                v = replace(v, mode=mode, xapic_id=vcpu_id & 0xFF, ldr=v.effective_ldr, x2apic_ldr_reg=-1)
+            else:
+                # <= 6.2: ID register unchanged (xAPIC ID = x2APIC ID >> 24), map not dirtied: stale.
+                v = replace(v, mode=mode, xapic_id=(vcpu_id >> 24) & 0xFF, ldr=v.effective_ldr, x2apic_ldr_reg=-1)
+                self._set(v)
+                return
         else:
             v = replace(v, mode=mode)
         self._set(v)
@@ -73,7 +92,11 @@ class ModelLifecycle:
     def set_lapic(self, vcpu_id: int, *, xapic_id: int, ldr: int, dfr: int, sw_enabled: bool) -> None:
         v = self.vm.vcpu(vcpu_id)
         if v.mode is ApicMode.X2APIC:
-            v = replace(v, sw_enabled=sw_enabled)  # ID and LDR are derived from vcpu_id (§1.9)
+            # The buffer carries the ID as KVM_GET_LAPIC returned it (a round trip); what the
+            # release keeps of it, and the LDR, follow ``policy.x2apic_set_lapic``.
+            written = replace(v, lapic_id=get_lapic_id(vcpu_id, self.vm.use_32bit_ids), lapic_ldr=v.effective_ldr)
+            ldr = x2apic_ldr_after_set(written, self.policy, self.vm.use_32bit_ids)
+            v = replace(v, sw_enabled=sw_enabled, x2apic_ldr_reg=-1 if ldr == x2apic_ldr(vcpu_id) else ldr)
         else:
             v = replace(v, sw_enabled=sw_enabled, xapic_id=xapic_id, ldr=ldr, dfr=dfr)
         self._set(v)
@@ -81,8 +104,7 @@ class ModelLifecycle:
 
     def signal_msi(self, injection: MsiInjection) -> int | None:
         """The KVM_SIGNAL_MSI value (count, 0, -1), or None for EINVAL."""
-        rules = KvmDecodeRules(self.vm.use_32bit_ids, self.policy.icr_reserved_bits_fault,
-                               self.policy.self_ipi_reserved_bits_fault)
+        rules = KvmDecodeRules.for_policy(self.policy, self.vm)
         message = decode_for_kvm(injection, self.vm, rules)
         if isinstance(message, Refused):
             return None

@@ -8,12 +8,14 @@ without one nothing is recorded, so plain resolution stays fast.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from apicmap.domain.message import (
     X2APIC_BROADCAST,
     XAPIC_BROADCAST,
     Broadcast,
+    Destination,
     Logical,
     Message,
     Physical,
@@ -29,7 +31,8 @@ from apicmap.encoding.kinds import DeliveryMode, DestMode
 from apicmap.model.accept import accept
 from apicmap.model.apic_map import ApicMap, LogicalMode
 from apicmap.model.match import match_dest, why_match
-from apicmap.model.policy import KernelPolicy, LogicalMapRule
+from apicmap.model.match_v4_9 import match_dest_v4_9, why_match_v4_9
+from apicmap.model.policy import KernelPolicy, LogicalMapRule, MdaRule
 
 
 @dataclass(slots=True)
@@ -165,8 +168,9 @@ def _finish_fast(vm: VmState, policy: KernelPolicy, message: Message, targets: l
         for v in vm.vcpus:
             if not v.present:
                 trace.reasons[v.vcpu_id] = because(Code.NOT_PRESENT)
-            elif match_dest(v, source, message.dest, quirk):
-                trace.reasons[v.vcpu_id] = because(Code.HIDDEN_BY_MAP, match=why_match(v, source, message.dest, quirk),
+            elif _matcher(policy)(v, source, message.dest, quirk):
+                trace.reasons[v.vcpu_id] = because(Code.HIDDEN_BY_MAP,
+                                                   match=_explainer(policy)(v, source, message.dest, quirk),
                                                    where=where, holders=holders)
             else:
                 trace.reasons[v.vcpu_id] = because(Code.NOT_IN_SLOT, where=where)
@@ -201,6 +205,7 @@ def _slow_path(vm: VmState, policy: KernelPolicy, message: Message, source: Vcpu
         if trace is not None:
             trace.notes.append(because(Code.NOTE_BROADCAST_LOWEST_AS_FIXED))
     quirk = not vm.disable_broadcast_quirk
+    match_dest, why_match = _matcher(policy), _explainer(policy)
     r = -1
     effects: list[Effect] = []
     candidates: list[Vcpu] = []
@@ -243,6 +248,15 @@ def _slow_path(vm: VmState, policy: KernelPolicy, message: Message, source: Vcpu
     if trace is not None and r == -1:
         trace.notes.append(because(Code.NOTE_SLOW_NO_MATCH))
     return r, effects
+
+
+def _matcher(policy: KernelPolicy) -> Callable[[Vcpu, Vcpu | None, Destination, bool], bool]:
+    """``kvm_apic_match_dest`` as the release has it (the MDA rule changed in v4.11)."""
+    return match_dest_v4_9 if policy.mda is MdaRule.SOURCE_MODE_SHIFTED else match_dest
+
+
+def _explainer(policy: KernelPolicy) -> Callable[[Vcpu, Vcpu | None, Destination, bool], Reason]:
+    return why_match_v4_9 if policy.mda is MdaRule.SOURCE_MODE_SHIFTED else why_match
 
 
 def deliver_fast_only(vm: VmState, amap: ApicMap, policy: KernelPolicy, message: Message

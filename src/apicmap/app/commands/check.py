@@ -12,6 +12,7 @@ from apicmap.app.commands.common import (
     Parents,
     add_command,
     kernel_choice,
+    kvm_target_for,
     print_json,
     read_document,
     read_scenario,
@@ -25,7 +26,7 @@ DEFAULT_ENGINES = ("arch", "model", "kvm")
 
 def register(subparsers: Any, parents: Parents) -> None:
     add_command(subparsers, "check", "arch, model and kvm side by side; exit 1 on model != kvm",
-                [parents.scenario, parents.json, parents.kernel, parents.engines], handle,
+                [parents.scenario, parents.json, parents.kernel, parents.engines, parents.on], handle,
                 "Run a scenario on arch, model and kvm side by side (exit 1 when the model and the kernel "
                 "differ or an expectation fails), or re-run a sequence file ([[step]] entries) on the model "
                 "that tracks KVM's map recalculation points, the naive model and the kernel.")
@@ -46,10 +47,12 @@ def handle(args: argparse.Namespace) -> int:
                              "check SEQUENCE.toml [--json]")
         return _sequence(args, where)
     scenario = read_scenario(args.file)
-    kernel = kernel_choice(args.kernel, scenario)
-    report = check_scenario(scenario, args.kernel, engines)
+    with kvm_target_for(args) as target:
+        kernel = kernel_choice(args.kernel or (target.release if target else None), scenario)
+        report = check_scenario(scenario, args.kernel, engines, kvm_target=target)
     if args.json:
-        print_json({**report.to_json(), "kernel": kernel})
+        print_json({**report.to_json(), "kernel": kernel,
+                    "on": None if target is None else {"kernel": args.on, "release": target.release}})
     else:
         print_check(report)
     return 0 if report.ok else 1

@@ -11,13 +11,16 @@ import argparse
 import json
 import sys
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from apicmap.app.runner import KvmTarget
 from apicmap.domain.engine import ENGINE_NAMES
 from apicmap.errors import InputError
 from apicmap.files.scenario import Scenario, load_scenario, parse_scenario
+from apicmap.kernels.cli import add_on_option, kvm_engine_for
 from apicmap.model.policy import NEWEST, VARIANTS, KernelPolicy, parse_release, policy_for_release
 
 Handler = Callable[[argparse.Namespace], int]
@@ -89,6 +92,7 @@ class Parents:
     kernel: argparse.ArgumentParser
     engines: argparse.ArgumentParser
     scenario: argparse.ArgumentParser
+    on: argparse.ArgumentParser
 
 
 def build_parents() -> Parents:
@@ -104,7 +108,9 @@ def build_parents() -> Parents:
                               "note where /dev/kvm is unusable)")
     scenario = argparse.ArgumentParser(add_help=False)
     scenario.add_argument("file", help="scenario file (TOML), or - to read it from stdin")
-    return Parents(as_json, kernel, engines, scenario)
+    on = argparse.ArgumentParser(add_help=False)
+    add_on_option(on)
+    return Parents(as_json, kernel, engines, scenario, on)
 
 
 def add_command(subparsers: Any, name: str, summary: str, parents: Sequence[argparse.ArgumentParser],
@@ -176,6 +182,24 @@ def kernel_choice(asked: str | None, scenario: Scenario | None, *, quiet: bool =
         if warning:
             sys.stderr.write(f"apicmap: warning: {warning}\n")
     return choice
+
+
+# --- the kernel the kvm engine runs on (--on) ---------------------------------------------------
+
+
+@contextmanager
+def kvm_target_for(args: argparse.Namespace) -> Iterator[KvmTarget | None]:
+    """With ``--on KERNEL``: the kvm engine inside that booted kernel (one boot for the whole command)
+    and the kernel's upstream release (from its /proc/version, so stable backports count). Without:
+    None, and commands use this machine's kernel."""
+    if not getattr(args, "on", None):
+        yield None
+        return
+    with kvm_engine_for(args) as engine:
+        release = getattr(engine, "upstream_release", None)
+        assert isinstance(release, str)
+        sys.stderr.write(f"apicmap: note: --on {args.on}: KVM of Linux {release}\n")
+        yield KvmTarget(engine, release)
 
 
 # --- output -------------------------------------------------------------------------------------

@@ -7,14 +7,22 @@ import argparse
 from typing import Any
 
 from apicmap.app.commands.check import DEFAULT_ENGINES
-from apicmap.app.commands.common import Parents, add_command, check_output, kernel_choice, print_json, write_output
+from apicmap.app.commands.common import (
+    Parents,
+    add_command,
+    check_output,
+    kernel_choice,
+    kvm_target_for,
+    print_json,
+    write_output,
+)
 from apicmap.app.progress import progress
 from apicmap.errors import InputError
 
 
 def register(subparsers: Any, parents: Parents) -> None:
     parser = add_command(subparsers, "conformance", "corpus, examples, catalogue and reproducers on model and kvm",
-                         [parents.json, parents.kernel, parents.engines], handle,
+                         [parents.json, parents.kernel, parents.engines, parents.on], handle,
                          "Run scenario files on arch, model and kvm and report per engine half; the model "
                          "follows this machine's release unless --kernel says otherwise.")
     parser.add_argument("paths", nargs="*", metavar="PATH",
@@ -37,9 +45,11 @@ def handle(args: argparse.Namespace) -> int:
     if not files:
         raise InputError("conformance", f"no scenario files in {' '.join(paths) or '(nothing)'}",
                          "scenario files or directories holding *.toml")
-    kernel = kernel_choice(args.kernel, None) if args.kernel else None
-    with progress("conformance", total=len(files), enabled=not args.json) as bar:
-        reports = run_conformance(paths, args.kernel, engines, on_file=lambda p: bar.advance(status=p.name))
+    with kvm_target_for(args) as target, progress("conformance", total=len(files), enabled=not args.json) as bar:
+        asked = args.kernel or (target.release if target else None)
+        kernel = kernel_choice(asked, None) if asked else None
+        reports = run_conformance(paths, asked, engines, on_file=lambda p: bar.advance(status=p.name),
+                                  kvm_target=target)
     summary = summarize(reports)
     failed = [r for r in reports if not r.ok]
     if args.junit:
@@ -51,10 +61,13 @@ def handle(args: argparse.Namespace) -> int:
                                       "skipped": summary.skipped, "failures": [r.__dict__ for r in failed]}
         if kernel is not None:
             payload["kernel"] = kernel
+        if target is not None:
+            payload["on"] = {"kernel": args.on, "release": target.release}
         print_json(payload)
     else:
         for r in failed:
             print(f"FAIL {r.suite} {r.name} [{r.engine}]: {r.detail}")
-        print(f"conformance: {summary.interrupts} interrupts in {summary.files} files ({', '.join(engines)})")
+        where = f"; kvm: Linux {target.release}, booted" if target is not None else ""
+        print(f"conformance: {summary.interrupts} interrupts in {summary.files} files ({', '.join(engines)}{where})")
         print(f"{summary.passed} passed, {summary.failed} failed, {summary.skipped} skipped")
     return 1 if failed else 0

@@ -11,13 +11,14 @@ from apicmap.app.commands.common import (
     add_command,
     check_output,
     kernel_choice,
+    kvm_target_for,
     print_json,
     read_scenario,
     write_output,
 )
 from apicmap.app.commands.run import outcome_cell, return_cell
 from apicmap.app.render import parse_vcpu_list, vcpu_set, wrap
-from apicmap.app.runner import CaseResult, run_scenario
+from apicmap.app.runner import CaseResult, KvmTarget, run_scenario
 from apicmap.errors import InputError
 from apicmap.explain import render
 from apicmap.files.scenario import Scenario
@@ -27,28 +28,31 @@ WIDTH = 110
 
 def register(subparsers: Any, parents: Parents) -> None:
     parser = add_command(subparsers, "explain", "each interrupt x each engine, with receivers and reasons",
-                         [parents.scenario, parents.json, parents.kernel, parents.engines], handle)
+                         [parents.scenario, parents.json, parents.kernel, parents.engines, parents.on], handle)
     parser.add_argument("--interrupt", metavar="N", type=int,
                         help="only the [[interrupt]] numbered N (1 is the first); with --svg, default 1")
     parser.add_argument("--vcpu", metavar="IDS", help="only the reasons of these vCPUs, e.g. 3 or 1,3-5")
     parser.add_argument("--only", choices=("receivers",), help="only the reasons of the vCPUs that accepted")
+    parser.add_argument("--all-kernels", action="store_true",
+                        help="the model on every release range, collapsed where equal, with reasons and the commits "
+                             "behind each change")
     parser.add_argument("--svg", metavar="FILE",
                         help="also draw the model's answer for one interrupt (see --interrupt) as SVG here")
 
 
-def _runs(scenario: Scenario, engines: tuple[str, ...], kernel: str | None
+def _runs(scenario: Scenario, engines: tuple[str, ...], kernel: str | None, target: KvmTarget | None = None
           ) -> tuple[dict[str, list[CaseResult]], dict[str, str]]:
     runs: dict[str, list[CaseResult]] = {}
     skipped: dict[str, str] = {}
     for name in engines:
-        if name == "kvm":
+        if name == "kvm" and target is None:
             from apicmap.kvm.host import kvm_available
 
             ok, why = kvm_available()
             if not ok:
                 skipped[name] = why
                 continue
-        runs[name] = run_scenario(scenario, name, kernel, explain=True)
+        runs[name] = run_scenario(scenario, name, kernel, explain=True, kvm=target)
     return runs, skipped
 
 
@@ -65,6 +69,13 @@ def merge_runs(reasons: list[tuple[int, str]]) -> list[tuple[str, str]]:
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.all_kernels:
+        if args.svg or args.vcpu or args.only or args.kernel:
+            raise InputError("--all-kernels", "shows every release range; --svg, --vcpu, --only and --kernel do not "
+                             "apply with it", "--all-kernels alone, or those options without it")
+        from apicmap.app.releases import run_all_kernels
+
+        return run_all_kernels(args.file, explain=True, as_json=args.json)
     check_output(args.svg, "--svg")
     scenario = read_scenario(args.file)
     count = len(scenario.interrupts)
@@ -80,17 +91,21 @@ def handle(args: argparse.Namespace) -> int:
     engines = args.engines
     if args.svg and "model" not in engines:
         engines = (*engines, "model")
-    kernel = kernel_choice(args.kernel, scenario)
-    runs, skipped = _runs(scenario, engines, args.kernel)
+    with kvm_target_for(args) as target:
+        model_kernel = args.kernel or (target.release if target else None)
+        kernel = kernel_choice(model_kernel, scenario)
+        runs, skipped = _runs(scenario, engines, model_kernel, target)
     indexes = [args.interrupt - 1] if args.interrupt is not None else list(range(count))
     if args.svg:
         from apicmap.app.svg import explain_svg
         from apicmap.model.apic_map import build_map
         from apicmap.model.policy import policy_for_release
+        from apicmap.model.set_lapic import kvm_view
 
         i = indexes[0]
         policy = policy_for_release(str(kernel["asked"]) if kernel["asked"] else None)
-        write_output(args.svg, explain_svg(scenario, build_map(scenario.vm, policy), policy, runs["model"][i]))
+        write_output(args.svg, explain_svg(scenario, build_map(kvm_view(scenario.vm, policy), policy), policy,
+                                           runs["model"][i]))
     shown_runs = {n: rs for n, rs in runs.items() if n in args.engines}
 
     def keep(vid: int, result: CaseResult) -> bool:

@@ -11,7 +11,7 @@ from apicmap.app.render import cell, print_table
 
 def register(subparsers: Any, parents: Parents) -> None:
     add_command(subparsers, "host", "this machine's KVM: release, module, APICv/AVIC, capabilities, limits",
-                [parents.json], handle)
+                [parents.json, parents.on], handle)
 
 
 def _apicv(state: dict[str, object]) -> str:
@@ -24,7 +24,17 @@ def _apicv(state: dict[str, object]) -> str:
 def handle(args: argparse.Namespace) -> int:
     from apicmap.kvm.host import host_report
 
-    report = host_report()
+    report: dict[str, object]
+    if args.on:
+        # The guest agent answers with the booted kernel's own report (the same function, run there).
+        from apicmap.kernels.remote import open_session
+        from apicmap.kernels.source import parse_spec
+
+        with open_session(parse_spec(args.on, modules=args.on_modules, where="--on"),
+                          boot_timeout=args.boot_timeout) as guest:
+            report = dict(guest.hello["host_report"])
+    else:
+        report = dict(host_report())
     if args.json:
         print_json(report)
         return 0
@@ -37,5 +47,5 @@ def handle(args: argparse.Namespace) -> int:
             rows.append([key, f"{value}: {', '.join(flags)}" if flags else cell(value)])  # type: ignore[arg-type]
         elif key != "x2apic_api_flags":
             rows.append([key, cell(value)])
-    print_table("KVM on this machine", ["property", "value"], rows)
+    print_table(f"KVM of the booted {args.on}" if args.on else "KVM on this machine", ["property", "value"], rows)
     return 0

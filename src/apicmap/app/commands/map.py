@@ -28,6 +28,7 @@ def register(subparsers: Any, parents: Parents) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from apicmap.model.apic_map import build_map
+    from apicmap.model.set_lapic import kvm_view
 
     if args.svg and args.all_kernels:
         raise InputError("--svg", "draws the map of one variant, not --all-kernels", "--svg with --kernel V or alone")
@@ -41,7 +42,7 @@ def handle(args: argparse.Namespace) -> int:
                                                                            kernel["asked"] else None)]
     reports = []
     for policy in policies:
-        amap = build_map(scenario.vm, policy)
+        amap = build_map(kvm_view(scenario.vm, policy), policy)
         reports.append({
             "variant": policy.key, "releases": policy.releases,
             "map": "NULL" if amap.is_null else "present",

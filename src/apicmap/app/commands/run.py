@@ -5,21 +5,32 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from apicmap.app.commands.common import Parents, add_command, kernel_choice, one_stdin, print_json, read_scenario
+from apicmap.app.commands.common import (
+    Parents,
+    add_command,
+    kernel_choice,
+    kvm_target_for,
+    one_stdin,
+    print_json,
+    read_scenario,
+)
 from apicmap.app.render import print_table, vcpu_set
-from apicmap.app.runner import CaseResult, Check, run_scenario
+from apicmap.app.runner import CaseResult, Check, KvmTarget, run_scenario
 from apicmap.domain.engine import ENGINE_NAMES
 from apicmap.domain.outcome import Outcome
 from apicmap.errors import InputError
+from apicmap.files.scenario import Scenario
 
 
 def register(subparsers: Any, parents: Parents) -> None:
     parser = add_command(subparsers, "run", "judge every [[interrupt]] of scenarios on one engine",
-                         [parents.json, parents.kernel], handle,
+                         [parents.json, parents.kernel, parents.on], handle,
                          "Judge every [[interrupt]] of each scenario on one engine. With --json: one object "
                          "for one file, a list of objects (in file order) for several.")
     parser.add_argument("files", nargs="+", metavar="FILE", help="scenario files (TOML); - reads one from stdin")
     parser.add_argument("--engine", choices=ENGINE_NAMES, default="model", help="the engine that judges")
+    parser.add_argument("--all-kernels", action="store_true",
+                        help="the model on every release range, collapsed where equal, each change with its commits")
 
 
 def outcome_cell(result: CaseResult) -> str:
@@ -42,13 +53,27 @@ def return_cell(outcome: Outcome | None) -> str:
 
 def handle(args: argparse.Namespace) -> int:
     one_stdin(args.files)
+    if args.all_kernels:
+        if args.engine != "model" or args.kernel is not None or len(args.files) != 1:
+            raise InputError("--all-kernels", "runs the model on every release range for one file",
+                             "one FILE, without --engine (other than model) and --kernel")
+        from apicmap.app.releases import run_all_kernels
+
+        return run_all_kernels(args.files[0], explain=False, as_json=args.json)
     if args.kernel is not None and args.engine != "model":
         raise InputError("--kernel", f"does not apply to the {args.engine} engine", "--engine model")
+    if args.on and args.engine != "kvm":
+        raise InputError("--on", f"runs the kvm engine inside a booted kernel, not {args.engine}", "--engine kvm")
     scenarios = [read_scenario(path) for path in args.files]  # every file is checked before any runs
+    with kvm_target_for(args) as target:
+        return _run(args, scenarios, target)
+
+
+def _run(args: argparse.Namespace, scenarios: list[Scenario], target: KvmTarget | None) -> int:
     payloads: list[dict[str, object]] = []
     failed_any = False
     for i, scenario in enumerate(scenarios):
-        results = run_scenario(scenario, args.engine, args.kernel, explain=bool(args.json))
+        results = run_scenario(scenario, args.engine, args.kernel, explain=bool(args.json), kvm=target)
         failed = any(r.check is Check.FAIL for r in results)
         failed_any |= failed
         kernel = kernel_choice(args.kernel, scenario, quiet=i > 0) if args.engine == "model" else None
@@ -56,11 +81,13 @@ def handle(args: argparse.Namespace) -> int:
             payload: dict[str, object] = {"scenario": scenario.path, "engine": args.engine}
             if kernel is not None:
                 payload["kernel"] = kernel
+            if target is not None:
+                payload["on"] = {"kernel": args.on, "release": target.release}
             payload["interrupts"] = [r.to_json() for r in results]
             payload["ok"] = not failed
             payloads.append(payload)
             continue
-        title = f"{scenario.path} on {args.engine}"
+        title = f"{scenario.path} on {args.engine}" + (f" (Linux {target.release}, booted)" if target else "")
         if kernel is not None:
             title += f" (KVM {kernel['releases']})"
         rows = [[f"{r.case.index}", r.case.name, outcome_cell(r), return_cell(r.outcome),
