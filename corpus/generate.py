@@ -89,7 +89,7 @@ def main() -> None:
         # KUT-14: aliased xAPIC physical IDs. Architecture and KVM without 32-bit IDs: 2.
         both = "use_32bit_ids" not in flags
         for alias in (0, 5, 0x7F, 0xFE):
-            body = vm("KUT-14: two xAPIC vCPUs share an xAPIC ID (kvm-routing.md §2.3)",
+            body = vm("KUT-14: two xAPIC vCPUs share an xAPIC ID (docs/routing.md#current-algorithm-v63-and-later)",
                       xapic_vcpus([f"apic_id = {alias:#x}\n", f"apic_id = {alias:#x}\n"]), flags,
                       f"KUT-14 alias {alias:#x}")
             body += interrupt(f"physical {alias:#x}", [0, 1] if both else [0], dest=alias, vector=0xF1)

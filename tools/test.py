@@ -24,6 +24,9 @@ STAMP = VENV / ".apicmap-installed"
 # with the reason, where it is missing). One line per package that could not be installed.
 SYSTEM_PACKAGES = {
     "chromium": "chromium",  # tests/app/test_svg.py renders the SVG pictures in a headless browser
+    "qemu-system-x86": "qemu-system-x86_64",  # tests/kernels (booted 6.1 and 6.12), tests/qemu (engine qemu)
+    "busybox-static": "busybox",  # the booted kernels' initramfs
+    "gcc": "gcc",  # builds the qemu engine's test guest
 }
 
 

@@ -34,6 +34,7 @@ from apicmap.encoding.apic_base import ApicMode
 from apicmap.encoding.kinds import DeliveryMode, DestMode, Shorthand, Trigger
 from apicmap.engines import make_engine
 from apicmap.errors import ApicmapError, EncodingError, InputError, KvmUnavailable, NotExpressible
+from apicmap.version import __version__ as __version__
 
 __all__ = [
     "ENGINE_NAMES", "ApicMode", "ApicmapError", "Broadcast", "DeliveryMode", "DestMode", "Destination",
@@ -43,4 +44,3 @@ __all__ = [
     "ToAll", "ToAllButSelf", "ToSelf", "Trigger", "Vcpu", "Verdict", "VmState", "deliver_once",
     "make_engine", "x2apic_ldr",
 ]
-__version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""The apicmap command: output contracts and exit statuses (issue #2 item 8, issue #3 item 4)."""
+"""The apicmap command: output contracts and exit statuses (the project's history, the project's history)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The architecture engine: one test per SDM/APM rule (architecture-and-peers.md sections)."""
+"""The architecture engine: one test per SDM/APM rule (docs/routing.md, the "Architecture" sections)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Layer 1: exact decode/encode round trips, reserved bits reported, KVM's MSI forms.
 
-kvm-routing.md §1.1, §5, §6; architecture-and-peers.md A2, A6, A10, A11, A12.
+docs/routing.md#constants, docs/routing.md#kvm-msi-and-ioapic-decoding, docs/routing.md#kvm-ipis-and-acceptance;
+docs/routing.md#ia32_apic_base-and-the-four-states, A6, A10, A11, A12.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def test_apic_base_round_trips(value: int) -> None:
 
 
 def test_reserved_bits_are_reported_not_masked() -> None:
-    """§1.1: x2APIC ICR reserved bits 31:20, 17:16, 13."""
+    """docs/routing.md#constants: x2APIC ICR reserved bits 31:20, 17:16, 13."""
     assert Icr.from_x2apic(1 << 13).reserved == 1 << 13
     assert Icr.from_x2apic((5 << 32) | 0x4040).reserved == 0
     assert MsiData.from_value(1 << 20).reserved == 1 << 20
@@ -72,7 +73,8 @@ def test_known_msi_decodes() -> None:
 
 
 def test_kvm_msi_dest_rules() -> None:
-    """§5: address_hi ignored without USE_32BIT_IDS; with it hi[31:8] = dest[31:8], hi[7:0] must be 0."""
+    """docs/routing.md#kvm-msi-and-ioapic-decoding: address_hi ignored without USE_32BIT_IDS; with it hi[31:8] =
+    dest[31:8], hi[7:0] must be 0."""
     assert kvm_msi_dest(0xFEE01000, 0x100, False) == 1
     assert kvm_msi_dest(0xFEE01000, 0x100, True) == 0x101
     with pytest.raises(EncodingError):
@@ -118,7 +120,7 @@ def test_icr_build_and_fields() -> None:
 
 
 def test_apic_base_modes() -> None:
-    """A2 / §1.2: (EN, EXTD) = (0,1) is invalid."""
+    """A2 / docs/routing.md#mode-from-the-apic-base: (EN, EXTD) = (0,1) is invalid."""
     assert ApicBase.from_value(0xFEE00C00).mode is ApicMode.X2APIC
     assert ApicBase.from_value(0xFEE00800).mode is ApicMode.XAPIC
     assert ApicBase.from_value(0xFEE00000).mode is ApicMode.DISABLED

@@ -1,4 +1,4 @@
-"""Differential fuzzing (issue #4): strategies, sensitivity to older variants, reproducers."""
+"""Differential fuzzing: strategies, sensitivity to older variants, reproducers."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_fuzz_cli_rejects_bad_arguments() -> None:
 
 
 def test_lifecycle_model_tracks_recalculation_points() -> None:
-    """kvm-routing.md §2.2: the map misses the last-created vCPU; ENABLE_CAP does not rebuild it."""
+    """docs/routing.md#when-the-map-is-rebuilt: the map misses the last-created vCPU; ENABLE_CAP does not rebuild it."""
     from apicmap import ApicMode
     from apicmap.model.lifecycle import ModelLifecycle
     from apicmap.model.policy import NEWEST

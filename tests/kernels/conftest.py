@@ -12,6 +12,7 @@ import pytest
 
 from apicmap.kernels import GuestKernel, GuestSession, KernelFetchError, QemuMissing, fetch, parse_spec
 from apicmap.kernels.launcher import find_qemu
+from tests.helpers import skip_unless_ci
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -23,7 +24,7 @@ def _fetch_or_skip(text: str) -> GuestKernel:
         find_qemu()
         return fetch(parse_spec(text))
     except (QemuMissing, KernelFetchError) as err:
-        pytest.skip(f"cannot run {text}: {err}")
+        skip_unless_ci(f"cannot run {text}: {err}")
 
 
 def _boot(kernel: GuestKernel, log_dir: object) -> Iterator[GuestSession]:

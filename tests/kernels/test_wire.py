@@ -46,7 +46,8 @@ def vms(draw: st.DrawFn) -> VmState:
     ids = draw(st.lists(st.integers(0, 4095), min_size=1, max_size=6, unique=True))
     vcpus = tuple(Vcpu(i, mode=draw(st.sampled_from(ApicMode)), sw_enabled=draw(st.booleans()),
                        xapic_id=draw(st.integers(0, 255)), ldr=draw(u32), dfr=draw(u32),
-                       arb_prio=draw(st.integers(0, 1000)), tpr=draw(st.integers(0, 255))) for i in ids)
+                       arb_prio=draw(st.integers(0, 1000)), tpr=draw(st.integers(0, 255)),
+                       lapic_id=draw(st.none() | u32), lapic_ldr=draw(st.none() | u32)) for i in ids)
     return VmState(vcpus, use_32bit_ids=draw(st.booleans()), disable_broadcast_quirk=draw(st.booleans()),
                    vector_hashing=draw(st.booleans()), smm=draw(st.booleans()))
 

@@ -1,4 +1,4 @@
-"""The model's fast path equals its slow path wherever KVM makes them equal (issue #2 item 11).
+"""The model's fast path equals its slow path wherever KVM makes them equal.
 
 Every documented difference is named in ``apicmap.model.differences`` and has its own test
 below showing that it really makes the two paths differ.

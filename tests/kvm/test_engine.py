@@ -36,7 +36,8 @@ def test_ioctl_errors_name_the_ioctl() -> None:
 
 
 def test_patch_case_on_the_kernel(kvm_engine) -> None:  # type: ignore[no-untyped-def]
-    """Issue #3 'done when': {1, 2} and {1} on the real kernel (kvm-routing.md §2.3, §7)."""
+    """Issue #3 'done when': {1, 2} and {1} on the real kernel (docs/routing.md#current-algorithm-v63-and-later,
+    docs/routing.md#kvm-x2apic_api)."""
     vcpus = (Vcpu(0), Vcpu(1), Vcpu(2, xapic_id=1))
     out = kvm_engine.prepare(VmState(vcpus)).deliver(msi(1))
     assert out.receivers == (1, 2) and out.result == 2
@@ -71,7 +72,7 @@ def test_x2apic_icr_shorthands_and_reserved_bits(kvm_engine) -> None:  # type: i
     assert vm.deliver(x2icr(1, 0, shorthand=3)).receivers == (0, 2)
     assert vm.deliver(SelfIpiInjection(2, 0x31)).receivers == (2,)
     bad = x2icr(0, 1)
-    assert vm.deliver(IcrInjection(0, bad.icr | 1 << 13)).rejected  # v6.12+ (§6.2)
+    assert vm.deliver(IcrInjection(0, bad.icr | 1 << 13)).rejected  # v6.12+ (docs/routing.md#x2apic-icr-and-self_ipi)
 
 
 def test_ioapic_pin(kvm_engine) -> None:  # type: ignore[no-untyped-def]
@@ -132,7 +133,7 @@ def test_no_fd_leak_or_memory_growth_over_100k_interrupts() -> None:
 
 
 def test_rh_physical_broadcast_is_rewritten_to_fixed(kvm_engine) -> None:  # type: ignore[no-untyped-def]
-    """kvm-routing.md §4.1 step 2: an NMI/SMI/SIPI MSI with RH to physical 0xFF lands in IRR.
+    """docs/routing.md#the-delivery-loop step 2: an NMI/SMI/SIPI MSI with RH to physical 0xFF lands in IRR.
     Found by the fuzzer: the engine used to look only at the NMI/SIPI channel."""
     vm = kvm_engine.prepare(VmState((Vcpu(0, sw_enabled=False), Vcpu(1), Vcpu(2))))
     for mode in (NMI, SIPI):

@@ -1,4 +1,4 @@
-"""One test per KVM routing rule of the model engine, each citing kvm-routing.md."""
+"""One test per KVM routing rule of the model engine, each citing docs/routing.md."""
 
 from __future__ import annotations
 
@@ -21,11 +21,13 @@ def aliased(**flags: bool) -> VmState:
     return VmState((Vcpu(0), Vcpu(1), Vcpu(2, xapic_id=1)), **flags)
 
 
-# --- §2.3 / §2.5 / §8.2 A: physical aliasing, the patch's case ---------------------------------------
+# --- docs/routing.md#current-algorithm-v63-and-later / docs/routing.md#legacy-algorithm-v411-to-v62 /
+# docs/routing.md#per-release-outcomes-for-sample-configurations A: physical aliasing, the patch's case
+# ---------------------------------------
 
 @pytest.mark.parametrize("kernel", ["6.3", "6.6", "6.11", "6.18"])
 def test_alias_without_32bit_ids_disables_map_and_reaches_all(kernel: str) -> None:
-    """kvm-routing.md §2.3: without x2apic_format any physical alias makes the map NULL."""
+    """docs/routing.md#current-algorithm-v63-and-later: without x2apic_format any physical alias makes the map NULL."""
     out = deliver(aliased(), msi(1), kernel)
     assert out.receivers == (1, 2) and out.result == 2
     amap = build_map(aliased(), policy_for_release(kernel))
@@ -34,7 +36,8 @@ def test_alias_without_32bit_ids_disables_map_and_reaches_all(kernel: str) -> No
 
 @pytest.mark.parametrize("kernel", ["6.3", "6.18"])
 def test_alias_with_32bit_ids_first_created_wins(kernel: str) -> None:
-    """kvm-routing.md §2.3 / §7: with x2apic_format the first claimant keeps the slot (erratum)."""
+    """docs/routing.md#current-algorithm-v63-and-later / docs/routing.md#kvm-x2apic_api: with x2apic_format the first
+    claimant keeps the slot (erratum)."""
     out = deliver(aliased(use_32bit_ids=True), msi(1), kernel)
     assert out.receivers == (1,) and out.result == 1
 
@@ -42,18 +45,20 @@ def test_alias_with_32bit_ids_first_created_wins(kernel: str) -> None:
 @pytest.mark.parametrize("flags", [{}, {"use_32bit_ids": True}])
 @pytest.mark.parametrize("kernel", ["4.19", "5.10", "6.2"])
 def test_alias_before_series_first_wins_either_way(kernel: str, flags: dict[str, bool]) -> None:
-    """kvm-routing.md §2.5: pre-6.3 the earliest-created xAPIC claimant wins."""
+    """docs/routing.md#legacy-algorithm-v411-to-v62: pre-6.3 the earliest-created xAPIC claimant wins."""
     assert deliver(aliased(**flags), msi(1), kernel).receivers == (1,)
 
 
 def test_first_wins_is_creation_order_not_vcpu_id() -> None:
-    """kvm-routing.md §2.5 last bullet: 'lowest vCPU ID' in the errata is really creation order."""
+    """docs/routing.md#legacy-algorithm-v411-to-v62 last bullet: 'lowest vCPU ID' in the errata is really creation
+    order."""
     vm = VmState((Vcpu(0), Vcpu(2, xapic_id=1), Vcpu(1)), use_32bit_ids=True)
     assert deliver(vm, msi(1)).receivers == (2,)
 
 
 def test_alias_inhibits() -> None:
-    """kvm-routing.md §2.3 step 3: NULL map raises PHYSICAL_ID_ALIASED and LOGICAL_ID_ALIASED."""
+    """docs/routing.md#current-algorithm-v63-and-later step 3: NULL map raises PHYSICAL_ID_ALIASED and
+    LOGICAL_ID_ALIASED."""
     amap = build_map(aliased(), policy_for_release("6.18"))
     assert {"PHYSICAL_ID_ALIASED", "LOGICAL_ID_ALIASED", "APIC_ID_MODIFIED"} == amap.inhibits
     assert build_map(aliased(), policy_for_release("6.2")).inhibits == {"APIC_ID_MODIFIED"}
@@ -61,13 +66,15 @@ def test_alias_inhibits() -> None:
 
 
 def test_x2apic_vcpu_displaces_xapic_claimant_pre_series() -> None:
-    """kvm-routing.md §2.5: an x2APIC vCPU with vcpu_id N displaces an xAPIC claimant of slot N."""
+    """docs/routing.md#legacy-algorithm-v411-to-v62: an x2APIC vCPU with vcpu_id N displaces an xAPIC claimant of slot
+    N."""
     vm = VmState((Vcpu(0, xapic_id=5), Vcpu(5, mode=ApicMode.X2APIC)))
     assert deliver(vm, msi(5), "6.2").receivers == (5,)
     assert deliver(vm, msi(5), "6.18").receivers == (0, 5)  # alias -> NULL -> slow path
 
 
-# --- §8.2 B/C/D: vCPUs above 255 and the hotplug hack ------------------------------------------------
+# --- docs/routing.md#per-release-outcomes-for-sample-configurations B/C/D: vCPUs above 255 and the hotplug hack
+# ------------------------------------------------
 
 def test_config_b_truncated_xapic_id_aliases() -> None:
     vm = VmState((Vcpu(0), Vcpu(256)))
@@ -77,13 +84,14 @@ def test_config_b_truncated_xapic_id_aliases() -> None:
 
 
 def test_config_c_slow_path_hotplug_hack_is_ungated() -> None:
-    """kvm-routing.md §4.2: the slow path compares MDA > 0xFF with vcpu_id in every release."""
+    """docs/routing.md#kvm_apic_match_dest: the slow path compares MDA > 0xFF with vcpu_id in every release."""
     vm = VmState((Vcpu(0), Vcpu(1, mode=ApicMode.X2APIC), Vcpu(256)))
     assert deliver(vm, x2icr(1, 0x100)).receivers == (256,)  # map NULL (alias 0/256) -> slow
 
 
 def test_config_d_no_hotplug_hack_in_map_without_32bit_ids() -> None:
-    """kvm-routing.md §8.2 D: without aliasing the fast path has no hack on 6.3+."""
+    """docs/routing.md#per-release-outcomes-for-sample-configurations D: without aliasing the fast path has no hack on
+    6.3+."""
     vm = VmState((Vcpu(1, mode=ApicMode.X2APIC), Vcpu(256)))
     assert deliver(vm, x2icr(1, 0x100)).receivers == ()
     assert deliver(vm, x2icr(1, 0x100), "6.2").receivers == (256,)
@@ -91,35 +99,38 @@ def test_config_d_no_hotplug_hack_in_map_without_32bit_ids() -> None:
 
 
 def test_dest_above_max_apic_id_returns_zero() -> None:
-    """kvm-routing.md §3 step 5: dest > max_apic_id -> no target, r = 0."""
+    """docs/routing.md#kvm-fast-path step 5: dest > max_apic_id -> no target, r = 0."""
     vm = VmState.simple(2, use_32bit_ids=True)
     out = deliver(vm, msi(0x1000))
     assert out.receivers == () and out.result == 0
 
 
 def test_fast_path_no_target_result_by_release() -> None:
-    """kvm-routing.md §8.1 '(4.19→5.15)': the fast path returned -1 before r = 0 was set up front."""
+    """docs/routing.md#commits '(4.19→5.15)': the fast path returned -1 before r = 0 was set up front."""
     vm = VmState.simple(2)
     assert deliver(vm, msi(7)).result == 0
     assert deliver(vm, msi(7), "4.19").result == -1
 
 
-# --- §4.1 / §5: slow path return value ---------------------------------------------------------------
+# --- docs/routing.md#the-delivery-loop / docs/routing.md#kvm-msi-and-ioapic-decoding: slow path return value
+# ---------------------------------------------------------------
 
 def test_slow_path_no_match_is_eperm() -> None:
-    """kvm-routing.md §5: -1 (EPERM) when the slow path matches nobody."""
+    """docs/routing.md#kvm-msi-and-ioapic-decoding: -1 (EPERM) when the slow path matches nobody."""
     out = deliver(aliased(), msi(9))
     assert out.receivers == () and out.result == -1
 
 
 def test_32bit_ids_address_hi_low_byte_is_einval() -> None:
-    """kvm-routing.md §5: with USE_32BIT_IDS, address_hi[7:0] != 0 -> EINVAL."""
+    """docs/routing.md#kvm-msi-and-ioapic-decoding: with USE_32BIT_IDS, address_hi[7:0] != 0 -> EINVAL."""
     out = deliver(aliased(use_32bit_ids=True), msi(1, hi=0x1))
     assert out.rejected and "EINVAL" in out.rejected and out.result is None
     assert deliver(aliased(), msi(1, hi=0x1)).receivers == (1, 2)  # ignored without the flag
 
 
-# --- §2.3 logical map (§8.2 E–J) -------------------------------------------------------------------
+# --- docs/routing.md#current-algorithm-v63-and-later logical map
+# (docs/routing.md#per-release-outcomes-for-sample-configurations E–J)
+# -------------------------------------------------------------------
 
 def flat(*ldrs: int, sw: tuple[bool, ...] | None = None) -> VmState:
     sw = sw or (True,) * len(ldrs)
@@ -146,7 +157,7 @@ def test_config_g_duplicate_logical_bit() -> None:
 
 
 def test_config_h_all_sw_disabled_logical_nmi() -> None:
-    """kvm-routing.md §2.3: SW_DISABLED logical mode drops logical interrupts (6.3+)."""
+    """docs/routing.md#current-algorithm-v63-and-later: SW_DISABLED logical mode drops logical interrupts (6.3+)."""
     vm = flat(0x01, 0x02, sw=(False, False))
     assert deliver(vm, msi(0x01, logical=True, mode=NMI)).receivers == ()
     assert deliver(vm, msi(0x01, logical=True, mode=NMI), "4.19").receivers == (0,)  # in the map
@@ -161,14 +172,15 @@ def test_config_i_sw_disabled_left_out_since_5_3() -> None:
 
 
 def test_config_j_mixed_flat_and_cluster() -> None:
-    """kvm-routing.md §8.2 J and §4.2: a flat APIC matches a cluster MDA whose bits overlap."""
+    """docs/routing.md#per-release-outcomes-for-sample-configurations J and docs/routing.md#kvm_apic_match_dest: a flat
+    APIC matches a cluster MDA whose bits overlap."""
     vm = VmState((Vcpu(0, ldr=0x01 << 24), Vcpu(1, ldr=0x11 << 24, dfr=0x0FFFFFFF)))
     for kernel in ("4.19", "6.2", "6.18"):
         assert deliver(vm, msi(0x11, logical=True), kernel).receivers == (0, 1)
 
 
 def test_unknown_dfr_is_cluster_in_map_but_matches_nothing_in_slow_path() -> None:
-    """kvm-routing.md §1.5: other DFR values are CLUSTER to the map, nothing to the slow path."""
+    """docs/routing.md#ldr-and-dfr: other DFR values are CLUSTER to the map, nothing to the slow path."""
     vm = VmState((Vcpu(0, ldr=0x11 << 24, dfr=0x5FFFFFFF), Vcpu(1, ldr=0x12 << 24, dfr=0x0FFFFFFF)))
     assert build_map(vm, policy_for_release("6.18")).logical_mode is LogicalMode.XAPIC_CLUSTER
     assert deliver(vm, msi(0x11, logical=True)).receivers == (0,)  # fast path via the map
@@ -177,19 +189,21 @@ def test_unknown_dfr_is_cluster_in_map_but_matches_nothing_in_slow_path() -> Non
 
 
 def test_ldr_zero_does_not_set_logical_mode() -> None:
-    """kvm-routing.md §2.3 / KUT-11: an APIC with LDR 0 does not disturb the logical mode."""
+    """docs/routing.md#current-algorithm-v63-and-later / KUT-11: an APIC with LDR 0 does not disturb the
+    logical mode."""
     vm = VmState((Vcpu(0), Vcpu(1, ldr=0x21 << 24, dfr=0x0FFFFFFF)))
     assert build_map(vm, policy_for_release("6.18")).logical_mode is LogicalMode.XAPIC_CLUSTER
 
 
 def test_x2apic_logical_reaches_xapic_vcpu_through_phys_map() -> None:
-    """kvm-routing.md §3 step 6: x2APIC logical lookups reuse phys_map, which holds xAPIC vCPUs."""
+    """docs/routing.md#kvm-fast-path step 6: x2APIC logical lookups reuse phys_map, which holds xAPIC vCPUs."""
     vm = VmState((Vcpu(0, mode=ApicMode.X2APIC), Vcpu(1)))  # vCPU 1: xAPIC, LDR 0
     out = deliver(vm, msi(0x00000002, logical=True))
     assert out.receivers == (1,)
 
 
-# --- §3 step 4 / §4.2: broadcasts ----------------------------------------------------------------------
+# --- docs/routing.md#kvm-fast-path step 4 / docs/routing.md#kvm_apic_match_dest: broadcasts
+# ----------------------------------------------------------------------
 
 def x2vm(n: int, **flags: bool) -> VmState:
     return VmState(tuple(Vcpu(i, mode=ApicMode.X2APIC) for i in range(n)), **flags)
@@ -210,7 +224,7 @@ def test_x2apic_ipi_to_0xff_is_not_broadcast() -> None:
 
 
 def test_msi_0xffffffff_is_not_broadcast_with_quirk() -> None:
-    """kvm-routing.md §3 step 4: an MSI with dest 0xFFFFFFFF is no broadcast (probe: 0)."""
+    """docs/routing.md#kvm-fast-path step 4: an MSI with dest 0xFFFFFFFF is no broadcast (probe: 0)."""
     out = deliver(x2vm(3, use_32bit_ids=True), msi(0xFFFFFFFF))
     assert out.receivers == () and out.result == 0
 
@@ -222,12 +236,13 @@ def test_xapic_0xff_reaches_ldr_zero_apics() -> None:
 
 
 def test_hw_disabled_gets_nothing_even_broadcast() -> None:
-    """kvm-routing.md §1.3: a hardware-disabled APIC is invisible to routing."""
+    """docs/routing.md#hardware-enable-and-software-enable: a hardware-disabled APIC is invisible to routing."""
     vm = VmState((Vcpu(0), Vcpu(1, mode=ApicMode.DISABLED)))
     assert deliver(vm, msi(0xFF)).receivers == (0,)
 
 
-# --- §3 step 8 / §4.1: lowest priority ------------------------------------------------------------------
+# --- docs/routing.md#kvm-fast-path step 8 / docs/routing.md#the-delivery-loop: lowest priority
+# ------------------------------------------------------------------
 
 def test_vector_hashing_counts_holes() -> None:
     vm = flat(0x01, 0x02, 0x04, 0x08)
@@ -243,7 +258,7 @@ def test_non_hashing_picks_least_arb_prio_first_on_ties() -> None:
 
 
 def test_slow_path_hashing_over_candidates_in_creation_order() -> None:
-    """kvm-routing.md §4.1 step 4: the (vector mod k)-th sw-enabled candidate."""
+    """docs/routing.md#the-delivery-loop step 4: the (vector mod k)-th sw-enabled candidate."""
     vm = VmState((Vcpu(0), Vcpu(1), Vcpu(2, xapic_id=1)))  # map NULL
     vm = VmState(tuple(Vcpu(v.vcpu_id, xapic_id=v.xapic_id, ldr=0x01 << 24) for v in vm.vcpus))
     assert deliver(vm, msi(0x01, 0x41, logical=True, mode=LOWEST)).receivers == (2,)  # 0x41 mod 3
@@ -256,7 +271,7 @@ def test_redirection_hint_makes_fixed_lowest_priority() -> None:
 
 
 def test_physical_broadcast_lowest_becomes_fixed_but_rh_stays() -> None:
-    """kvm-routing.md §4.1 step 2."""
+    """docs/routing.md#the-delivery-loop step 2."""
     vm = VmState.simple(3)
     assert deliver(vm, msi(0xFF, 0x41, mode=LOWEST)).receivers == (0, 1, 2)
     assert deliver(vm, msi(0xFF, 0x41, rh=True)).receivers == (2,)  # still one target: 0x41 mod 3
@@ -268,7 +283,8 @@ def test_physical_lowest_priority_has_no_arbitration() -> None:
     assert out.receivers == () and out.result == 0  # the single target refuses
 
 
-# --- §6.4: acceptance per delivery mode -------------------------------------------------------------------
+# --- docs/routing.md#acceptance-per-delivery-mode: acceptance per delivery mode
+# -------------------------------------------------------------------
 
 def test_sw_disabled_refuses_fixed_accepts_nmi_init_sipi() -> None:
     vm = VmState((Vcpu(0, sw_enabled=False),))
@@ -308,11 +324,12 @@ def test_level_triggered_sets_tmr() -> None:
 
 
 def test_vectors_below_16_are_accepted() -> None:
-    """kvm-routing.md §6.3: KVM performs no illegal-vector check."""
+    """docs/routing.md#illegal-vectors-in-kvm: KVM performs no illegal-vector check."""
     assert deliver(VmState.simple(1), msi(0, 5)).receivers == (0,)
 
 
-# --- §6.2: ICR and SELF_IPI writes ---------------------------------------------------------------------------
+# --- docs/routing.md#x2apic-icr-and-self_ipi: ICR and SELF_IPI writes
+# ---------------------------------------------------------------------------
 
 def test_icr_reserved_bits_fault_from_6_12() -> None:
     vm = x2vm(2)

@@ -9,6 +9,7 @@ import pytest
 
 from apicmap.qemu import QemuEngine, find_qemu
 from apicmap.qemu.build import find_gcc
+from tests.helpers import skip_unless_ci
 
 
 def _missing() -> str | None:
@@ -23,5 +24,5 @@ def _missing() -> str | None:
 def qemu_engine() -> Iterator[QemuEngine]:
     missing = _missing()
     if missing:
-        pytest.skip(missing)
+        skip_unless_ci(missing)
     yield QemuEngine()

@@ -10,25 +10,33 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from apicmap.app.commands import bench, check, conformance, decode, explain, fuzz, host, import_state, kernels, run
+from apicmap.app.commands import (
+    bench,
+    check,
+    compare,
+    conformance,
+    decode,
+    explain,
+    fuzz,
+    host,
+    import_state,
+    kernels,
+    run,
+    sweep,
+)
 from apicmap.app.commands import map as map_command
 from apicmap.app.commands.common import HelpFormatter, Parser, build_parents
 from apicmap.errors import ApicmapError
+from apicmap.version import __version__
 
-
-def _version() -> str:
-    """The package's ``__version__``. Python imports ``apicmap/__init__.py`` before any of its submodules,
-    so it is loaded by now; reading it here keeps this module from importing upward (tests/test_layers.py)."""
-    return str(getattr(sys.modules["apicmap"], "__version__", "unknown"))
-
-
-COMMANDS = (run, explain, map_command, decode, check, fuzz, conformance, bench, host, kernels, import_state)
+COMMANDS = (run, explain, map_command, decode, check, compare, sweep, fuzz, conformance, bench, host, kernels,
+            import_state)
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="apicmap", description="Which vCPUs accept this interrupt, and why.",
                     formatter_class=HelpFormatter)
-    parser.add_argument("--version", action="version", version=f"apicmap {_version()}",
+    parser.add_argument("--version", action="version", version=f"apicmap {__version__}",
                         help="print the version and exit")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
     parents = build_parents()

@@ -52,11 +52,13 @@ def describe(kind: str, values: list[int]) -> list[Row]:
         rows = _rows(MSI_ADDRESS_LAYOUT, lo, "address.") + _rows(MSI_DATA_LAYOUT, data, "data.")
         dest8 = (lo >> 12) & 0xFF
         rows.append(("address_hi", "bits 63:32", hi, "KVM: dest[31:8] with USE_32BIT_IDS; bits 7:0 must be 0"))
-        rows.append(("kvm dest", "without USE_32BIT_IDS", dest8, "address_hi ignored (kvm-routing.md §5)"))
+        rows.append(("kvm dest", "without USE_32BIT_IDS", dest8, "address_hi ignored "
+                                                                 "(docs/routing.md#kvm-msi-and-ioapic-decoding)"))
         ok = not hi & 0xFF
         rows.append(("kvm dest", "with USE_32BIT_IDS", dest8 | (hi & 0xFFFFFF00) if ok else 0,
                      "dest[7:0] | address_hi[31:8]" if ok else "EINVAL: address_hi bits 7:0 set"))
-        rows.append(("guest ext dest", "15-bit form", guest_ext_dest_id(lo), "dest[7:0] | bits 11:5 << 8 (A11)"))
+        rows.append(("guest ext dest", "15-bit form", guest_ext_dest_id(lo), "dest[7:0] | bits 11:5 << 8 "
+                                                                             "(docs/routing.md#architecture-msi-and-ioapic)"))
         return rows
     if kind == "icr":
         if len(values) not in (1, 2):

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from apicmap.app.progress import progress, ticking
 from apicmap.app.render import cell, vcpu_set
+from apicmap.domain.engine import Engine
 from apicmap.fuzz.campaign import Campaign, FuzzStore, default_store
+from apicmap.fuzz.strategies import Profile
 
 
 def fuzz_store(against: str, kernel: str | None, out: str | None) -> FuzzStore:
@@ -33,7 +35,7 @@ def _ids(value: object) -> str:
 
 
 def run_fuzz(against: str, kernel: str | None, seconds: float, seed: int | None, jobs: int, out: str | None,
-             as_json: bool) -> int:
+             as_json: bool, *, kvm_engine: Engine | None = None, kvm_profile: Profile | None = None) -> int:
     """A campaign (``jobs`` in parallel); ``seed`` None gives fresh inputs every run, N the same inputs.
     Call ``files.output.check_output_dir(out, "--out")`` first. Findings earlier campaigns saved (in
     the store, see ``fuzz_store``) are not reported again; new ones are listed in detection order."""
@@ -47,7 +49,8 @@ def run_fuzz(against: str, kernel: str | None, seconds: float, seed: int | None,
                            f"{c.pairs} pairs, {rate:,.0f}/s, {len(c.findings)} divergences")
 
             campaign = Campaign(against, kernel, seconds, seed, Path(out) if out else None, progress=report,
-                                store=fuzz_store(against, kernel, out))
+                                store=fuzz_store(against, kernel, out), kvm_engine=kvm_engine,
+                                kvm_profile=kvm_profile)
             findings = [f.to_json() for f in campaign.run()]
         saved = len(campaign.saved)
         totals = {"pairs": campaign.pairs, "cases": campaign.cases, "skipped": campaign.skipped,

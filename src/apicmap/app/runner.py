@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from apicmap.domain.engine import Engine, PreparedVm
+from apicmap.domain.engine import Engine, deliver_each
 from apicmap.domain.outcome import Outcome
 from apicmap.engines import make_engine
 from apicmap.errors import NotExpressible
@@ -23,6 +24,7 @@ class KvmTarget:
 
     engine: Engine
     release: str
+    report: Mapping[str, object] = field(default_factory=dict)  # the kernel's ``kvm.host.host_report()``
 
 
 class Check(enum.Enum):
@@ -112,7 +114,8 @@ def run_scenario(scenario: Scenario, engine_name: str, kernel: str | None = None
     release = run_release(engine_name, scenario, kernel, kvm_release)
     results: list[CaseResult] = []
     with engine.prepare(scenario.vm) as prepared:
-        for case, outcome in zip(scenario.interrupts, _deliver_all(prepared, scenario, explain), strict=True):
+        outcomes = deliver_each(prepared, [c.injection for c in scenario.interrupts], explain=explain)
+        for case, outcome in zip(scenario.interrupts, outcomes, strict=True):
             if isinstance(outcome, NotExpressible):
                 results.append(CaseResult(case, engine_name, None, str(outcome), Check.NOT_APPLICABLE,
                                           "not expressible on this engine"))
@@ -121,23 +124,6 @@ def run_scenario(scenario: Scenario, engine_name: str, kernel: str | None = None
             else:
                 results.append(_checked(case, engine_name, outcome, skip_reason))
     return results
-
-
-def _deliver_all(prepared: PreparedVm, scenario: Scenario, explain: bool) -> list[Outcome | NotExpressible]:
-    """One batch (one round trip to a booted kernel, one QEMU boot) when every interrupt is
-    expressible; one by one otherwise, so that each not-expressible interrupt is reported alone."""
-    injections = [case.injection for case in scenario.interrupts]
-    try:
-        return list(prepared.deliver_many(injections, explain=explain))
-    except NotExpressible:
-        pass
-    found: list[Outcome | NotExpressible] = []
-    for injection in injections:
-        try:
-            found.append(prepared.deliver(injection, explain=explain))
-        except NotExpressible as err:
-            found.append(err)
-    return found
 
 
 def _checked_at(case: InterruptCase, engine: str, outcome: Outcome, release: Release) -> CaseResult:

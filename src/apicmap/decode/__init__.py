@@ -1,8 +1,9 @@
 """Layer 2: decode an injection (raw encoding) into a ``Message``.
 
 The architecture and KVM decode the same bits differently, so there are two decoders:
-- ``decode_for_kvm`` follows kvm-routing.md §5 (MSI) and §6 (ICR, SELF_IPI), per release;
-- ``decode_for_arch`` follows the SDM (architecture-and-peers.md A6, A10, A11, A12).
+- ``decode_for_kvm`` follows docs/routing.md#kvm-msi-and-ioapic-decoding (MSI) and
+docs/routing.md#kvm-ipis-and-acceptance (ICR, SELF_IPI), per release;
+- ``decode_for_arch`` follows the SDM (docs/routing.md, the "Architecture" sections).
 A decoder returns ``Refused`` when the write itself fails (EINVAL, #GP) or nothing is sent.
 """
 

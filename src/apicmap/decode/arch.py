@@ -36,13 +36,15 @@ def decode_for_arch(injection: Injection, vm: VmState) -> ArchDecoded:
             data = MsiData.from_value(raw_data)
             notes: list[str] = []
             if hi:
-                # A 32-bit destination exists only after interrupt remapping (A11); read the
+                # A 32-bit destination exists only after interrupt remapping
+                # (docs/routing.md#architecture-msi-and-ioapic); read the
                 # message as the remapping unit would deliver it.
                 dest_id, width = address.dest | (hi & 0xFFFFFF00), 32
                 notes.append("address_hi: 32-bit destination as delivered by interrupt remapping")
             elif address.ext_dest and not address.remappable:
                 dest_id, width = address.dest | (address.ext_dest << 8), 15
-                notes.append("address bits 11:5: 15-bit extended destination ID (paravirtual, A11)")
+                notes.append("address bits 11:5: 15-bit extended destination ID (paravirtual; "
+                             "docs/routing.md#architecture-msi-and-ioapic)")
             else:
                 dest_id, width = address.dest, 8
             if address.base != 0xFEE:
@@ -65,20 +67,24 @@ def decode_for_arch(injection: Injection, vm: VmState) -> ArchDecoded:
             if isinstance(mode, Refused):
                 return ArchDecoded(mode)
             if mode is ApicMode.DISABLED:
-                return ArchDecoded(Refused("source APIC is disabled: it cannot send IPIs (A2)"))
+                return ArchDecoded(Refused("source APIC is disabled: it cannot send IPIs "
+                                           "(docs/routing.md#ia32_apic_base-and-the-four-states)"))
             icr, width = split_icr(injection, mode)
             if mode is ApicMode.X2APIC and icr.reserved:
-                return ArchDecoded(Refused(f"WRMSR 0x830: #GP: reserved ICR bits 0x{icr.reserved:x} set (A6)"))
+                return ArchDecoded(Refused(f"WRMSR 0x830: #GP: reserved ICR bits 0x{icr.reserved:x} set "
+                                           f"(docs/routing.md#shorthands-and-the-icr)"))
             return ArchDecoded(icr_message(icr, width, injection.source))
         case SelfIpiInjection():
             mode = source_mode(injection, vm)
             if isinstance(mode, Refused):
                 return ArchDecoded(mode)
             if mode is not ApicMode.X2APIC:
-                return ArchDecoded(Refused("WRMSR 0x83F: #GP: SELF_IPI exists only in x2APIC mode (A10)"))
+                return ArchDecoded(Refused("WRMSR 0x83F: #GP: SELF_IPI exists only in x2APIC mode "
+                                           "(docs/routing.md#self-ipi-register)"))
             vector, reserved = self_ipi_vector(injection.value)
             if reserved:
-                return ArchDecoded(Refused(f"WRMSR 0x83F: #GP: reserved bits 0x{reserved:x} set (A10)"))
+                return ArchDecoded(Refused(f"WRMSR 0x83F: #GP: reserved bits 0x{reserved:x} set "
+                                           f"(docs/routing.md#self-ipi-register)"))
             return ArchDecoded(Message(vector=vector, delivery=DeliveryMode.FIXED, dest=ToSelf(),
                                        trigger=Trigger.EDGE, level=True, redirection_hint=False,
                                        origin=Origin.SELF_IPI, source=injection.source))

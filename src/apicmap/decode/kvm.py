@@ -64,7 +64,7 @@ def decode_for_kvm(injection: Injection, vm: VmState, rules: KvmDecodeRules) -> 
             except EncodingError:
                 return Refused(
                     "KVM_SIGNAL_MSI: EINVAL: with USE_32BIT_IDS address_hi bits 7:0 must be 0 "
-                    "(kvm-routing.md §5)"
+                    "(docs/routing.md#kvm-msi-and-ioapic-decoding)"
                 )
             address = MsiAddress.from_value(lo)
             data = MsiData.from_value(raw_data)
@@ -74,7 +74,8 @@ def decode_for_kvm(injection: Injection, vm: VmState, rules: KvmDecodeRules) -> 
                 delivery=data.delivery,
                 dest=destination(Shorthand.NONE, dest_id, address.dest_mode, width),
                 trigger=data.trigger,
-                level=True,  # KVM forces level = 1 for MSIs; data bit 14 is ignored (§5)
+                # KVM forces level = 1 for MSIs; data bit 14 is ignored (docs/routing.md#kvm-msi-and-ioapic-decoding)
+                level=True,
                 redirection_hint=address.redirection_hint,
                 origin=Origin.MSI,
             )
@@ -83,11 +84,13 @@ def decode_for_kvm(injection: Injection, vm: VmState, rules: KvmDecodeRules) -> 
             if isinstance(mode, Refused):
                 return mode
             if mode is ApicMode.DISABLED:
-                return Refused("source APIC is hardware-disabled: neither its ICR MSR nor MMIO is decoded (§1.8)")
+                return Refused("source APIC is hardware-disabled: neither its ICR MSR nor MMIO is decoded "
+                               "(docs/routing.md#register-writes)")
             icr, width = split_icr(injection, mode)
             if mode is ApicMode.X2APIC and rules.icr_reserved_bits_fault and icr.reserved:
                 return Refused(
-                    f"WRMSR 0x830: #GP: reserved ICR bits 0x{icr.reserved:x} set (v6.12+, kvm-routing.md §6.2)"
+                    f"WRMSR 0x830: #GP: reserved ICR bits 0x{icr.reserved:x} set (v6.12+, "
+                    f"docs/routing.md#x2apic-icr-and-self_ipi)"
                 )
             return icr_message(icr, width, injection.source)
         case SelfIpiInjection():
@@ -95,7 +98,8 @@ def decode_for_kvm(injection: Injection, vm: VmState, rules: KvmDecodeRules) -> 
             if isinstance(mode, Refused):
                 return mode
             if mode is not ApicMode.X2APIC:
-                return Refused("WRMSR 0x83F: #GP: SELF_IPI exists only in x2APIC mode (§1.8)")
+                return Refused("WRMSR 0x83F: #GP: SELF_IPI exists only in x2APIC mode "
+                               "(docs/routing.md#register-writes)")
             vector, reserved = self_ipi_vector(injection.value)
             # Bits 63:32 (ab52be1b310b) and bits 31:8 (ba5838abb053) became faults separately.
             if not rules.x2apic_msr_upper_half_fault:
@@ -103,8 +107,9 @@ def decode_for_kvm(injection: Injection, vm: VmState, rules: KvmDecodeRules) -> 
             if not rules.self_ipi_reserved_bits_fault:
                 reserved &= ~0xFFFFFFFF
             if reserved:
-                return Refused(f"WRMSR 0x83F: #GP: bits 0x{reserved:x} above the vector set (v6.3+, §6.2)")
-            # KVM sends SELF | vector: FIXED, edge, and no ASSERT bit (§6.2).
+                return Refused(f"WRMSR 0x83F: #GP: bits 0x{reserved:x} above the vector set (v6.3+, "
+                               f"docs/routing.md#x2apic-icr-and-self_ipi)")
+            # KVM sends SELF | vector: FIXED, edge, and no ASSERT bit (docs/routing.md#x2apic-icr-and-self_ipi).
             return Message(vector=vector, delivery=DeliveryMode.FIXED, dest=ToSelf(), trigger=Trigger.EDGE,
                            level=False, redirection_hint=False, origin=Origin.SELF_IPI, source=injection.source)
         case IoapicInjection(rte=raw_rte):
@@ -115,7 +120,8 @@ def decode_for_kvm(injection: Injection, vm: VmState, rules: KvmDecodeRules) -> 
                 # ioapic_service() (arch/x86/kvm/ioapic.c) returns without delivering while a
                 # level-triggered entry waits for its EOI, for every delivery mode and pin.
                 return Refused(remote_irr_reason(injection.pin))
-            # The in-kernel IOAPIC uses only the 8-bit RTE destination, level 1, no RH (§5).
+            # The in-kernel IOAPIC uses only the 8-bit RTE destination, level 1, no RH
+            # (docs/routing.md#kvm-msi-and-ioapic-decoding).
             return Message(vector=rte.vector, delivery=rte.delivery,
                            dest=destination(Shorthand.NONE, rte.dest, rte.dest_mode, 8), trigger=rte.trigger,
                            level=True, redirection_hint=False, origin=Origin.IOAPIC)

@@ -14,6 +14,7 @@ from typing import Protocol, Self
 from apicmap.domain.message import Injection
 from apicmap.domain.outcome import Outcome
 from apicmap.domain.vm import VmState
+from apicmap.errors import NotExpressible
 
 ENGINE_NAMES = ("arch", "model", "kvm", "qemu")
 
@@ -77,6 +78,24 @@ class PreparedBase(Closing):
 
     def deliver_many(self, injections: Sequence[Injection], *, explain: bool = False) -> list[Outcome]:
         return [self.deliver(i, explain=explain) for i in injections]
+
+
+def deliver_each(prepared: PreparedVm, injections: Sequence[Injection], *,
+                 explain: bool = False) -> list[Outcome | NotExpressible]:
+    """Each injection's outcome, or the ``NotExpressible`` it raised: one batch (one round trip to a
+    booted kernel, one QEMU boot) when every injection is expressible, one by one otherwise, so that
+    each one the engine cannot express is reported alone."""
+    try:
+        return list(prepared.deliver_many(injections, explain=explain))
+    except NotExpressible:
+        pass
+    found: list[Outcome | NotExpressible] = []
+    for injection in injections:
+        try:
+            found.append(prepared.deliver(injection, explain=explain))
+        except NotExpressible as err:
+            found.append(err)
+    return found
 
 
 def deliver_once(engine: Engine, vm: VmState, injection: Injection, *, explain: bool = False) -> Outcome:

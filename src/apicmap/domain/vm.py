@@ -1,7 +1,8 @@
-"""Routing-relevant state of a VM and its vCPUs (issue #2, item 2).
+"""Routing-relevant state of a VM and its vCPUs.
 
 Everything here is an immutable value. Creation order is the position of a vCPU in
-``VmState.vcpus``; KVM walks vCPUs in that order (``kvm_for_each_vcpu``, kvm-routing.md §2.3),
+``VmState.vcpus``; KVM walks vCPUs in that order (``kvm_for_each_vcpu``,
+docs/routing.md#current-algorithm-v63-and-later),
 which decides "first wins" aliasing and vector-hashing order.
 """
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from apicmap.encoding.apic_base import ApicMode
 
-MAX_VCPU_ID = 4095  # KVM_MAX_VCPU_IDS - 1 on this host (issue #3)
+MAX_VCPU_ID = 4095  # KVM_MAX_VCPU_IDS - 1 on this host
 MAX_VCPUS = 1024
 
 DFR_FLAT = 0xFFFFFFFF
@@ -20,7 +21,7 @@ DFR_CLUSTER = 0x0FFFFFFF
 
 
 class DfrModel(enum.Enum):
-    """How a DFR value is read. Only bits 31:28 matter (kvm-routing.md §1.5)."""
+    """How a DFR value is read. Only bits 31:28 matter (docs/routing.md#ldr-and-dfr)."""
 
     FLAT = "flat"
     CLUSTER = "cluster"
@@ -37,7 +38,7 @@ class DfrModel(enum.Enum):
 
 
 def x2apic_ldr(x2apic_id: int) -> int:
-    """The x2APIC LDR the hardware derives from the x2APIC ID (SDM; kvm-routing.md §1.5).
+    """The x2APIC LDR the hardware derives from the x2APIC ID (SDM; docs/routing.md#ldr-and-dfr).
 
     Cluster = ID[19:4] in bits 31:16, member bit = 1 << ID[3:0].
     """
@@ -49,7 +50,7 @@ class Vcpu:
     """One vCPU's local APIC, as far as routing depends on it.
 
     ``xapic_id`` is the 8-bit xAPIC ID (APIC_ID bits 31:24). The x2APIC ID is always
-    ``vcpu_id`` (kvm-routing.md §1.4). ``ldr`` and ``dfr`` are the raw 32-bit registers
+    ``vcpu_id`` (docs/routing.md#ids-and-the-hotplug-hack). ``ldr`` and ``dfr`` are the raw 32-bit registers
     as they stand in the xAPIC register page; in x2APIC mode the LDR is derived from
     ``vcpu_id`` (see ``effective_ldr``).
     """
@@ -105,7 +106,7 @@ class VmState:
     """A VM: its vCPUs in creation order, and the VM-wide flags routing depends on.
 
     ``use_32bit_ids`` and ``disable_broadcast_quirk`` are the KVM_CAP_X2APIC_API flags
-    (kvm-routing.md §7). ``vector_hashing`` is the kvm.vector_hashing module parameter.
+    (docs/routing.md#kvm-x2apic_api). ``vector_hashing`` is the kvm.vector_hashing module parameter.
     ``smm`` says whether the VM supports SMM, ``kvm_smm`` whether KVM is built with SMM
     (CONFIG_KVM_SMM); which of the two decides SMI acceptance depends on the release.
     """

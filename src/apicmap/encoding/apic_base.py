@@ -1,4 +1,5 @@
-"""IA32_APIC_BASE (MSR 0x1B): kvm-routing.md §1.2, architecture-and-peers.md A2."""
+"""IA32_APIC_BASE (MSR 0x1B): docs/routing.md#mode-from-the-apic-base,
+docs/routing.md#ia32_apic_base-and-the-four-states."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from apicmap.encoding.fields import Field, Layout, bits_mask
 
 
 class ApicMode(enum.Enum):
-    """Mode from IA32_APIC_BASE (EN bit 11, EXTD bit 10); kvm-routing.md §1.2."""
+    """Mode from IA32_APIC_BASE (EN bit 11, EXTD bit 10); docs/routing.md#mode-from-the-apic-base."""
 
     DISABLED = "disabled"
     XAPIC = "xapic"
@@ -17,7 +18,7 @@ class ApicMode(enum.Enum):
 
     @property
     def present(self) -> bool:
-        """Hardware-enabled: visible to routing at all (kvm-routing.md §1.3)."""
+        """Hardware-enabled: visible to routing at all (docs/routing.md#hardware-enable-and-software-enable)."""
         return self is not ApicMode.DISABLED
 
 

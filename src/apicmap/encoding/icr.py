@@ -1,6 +1,7 @@
 """ICR (xAPIC ICR/ICR2, x2APIC 64-bit MSR 0x830) and SELF_IPI (MSR 0x83F).
 
-kvm-routing.md §1.1 and §6; architecture-and-peers.md A6 and A10.
+docs/routing.md#constants and docs/routing.md#kvm-ipis-and-acceptance; docs/routing.md#shorthands-and-the-icr and SDM
+Vol. 3A 11.12.11 ("SELF IPI Register").
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from apicmap.encoding.fields import Field, Layout, bits_mask
 from apicmap.encoding.kinds import DeliveryMode, DestMode, Shorthand, Trigger
 from apicmap.errors import EncodingError
 
-# Must-be-zero bits of the x2APIC ICR: 31:20, 17:16 and 13 (kvm-routing.md §1.1, v6.12+ #GP).
+# Must-be-zero bits of the x2APIC ICR: 31:20, 17:16 and 13 (docs/routing.md#constants, v6.12+ #GP).
 X2APIC_ICR_RESERVED = bits_mask((31, 20), (17, 16), (13, 13))
 XAPIC_ICR_RESERVED = X2APIC_ICR_RESERVED  # the low word has the same layout
 XAPIC_ICR2_RESERVED = bits_mask((23, 0))
@@ -92,6 +93,6 @@ class Icr:
 
 
 def self_ipi_vector(value: int) -> tuple[int, int]:
-    """(vector, reserved bits set above 7:0) of a SELF_IPI write (A10; KVM v6.3+ #GP on them)."""
+    """(vector, reserved bits set above 7:0) of a SELF_IPI write (SDM Vol. 3A 11.12.11; KVM v6.3+ #GP on them)."""
     SELF_IPI_LAYOUT.decode(value)
     return value & 0xFF, value & SELF_IPI_RESERVED

@@ -1,4 +1,4 @@
-"""IOAPIC redirection table entry (82093AA): architecture-and-peers.md A12."""
+"""IOAPIC redirection table entry (82093AA): docs/routing.md#ioapic-redirection-entry."""
 
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ class RedirectionEntry:
         return entry
 
     def to_msi(self) -> tuple[int, int]:
-        """(address_lo, data): RTE bits 63:48 map one-to-one onto address bits 19:4 (A11/A12)."""
+        """(address_lo, data): RTE bits 63:48 map one-to-one onto address bits 19:4
+        (docs/routing.md#architecture-msi-and-ioapic, docs/routing.md#ioapic-redirection-entry)."""
         value = self.to_value()
         address = 0xFEE00000 | ((value >> 48) & 0xFFFF) << 4
         data = self.vector | int(self.delivery) << 8 | int(self.trigger) << 15 | (1 << 14)

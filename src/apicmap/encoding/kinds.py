@@ -10,12 +10,12 @@ import enum
 
 
 class DeliveryMode(enum.IntEnum):
-    """ICR/MSI/RTE bits 10:8 (kvm-routing.md §1.1; SDM 10.6.1)."""
+    """ICR/MSI/RTE bits 10:8 (docs/routing.md#constants; SDM 10.6.1)."""
 
     FIXED = 0
     LOWEST = 1
     SMI = 2
-    REMRD = 3  # reserved on Intel; AMD "remote read"; KVM's PV kick (kvm-routing.md §6.4)
+    REMRD = 3  # reserved on Intel; AMD "remote read"; KVM's PV kick (docs/routing.md#acceptance-per-delivery-mode)
     NMI = 4
     INIT = 5
     SIPI = 6

@@ -1,6 +1,7 @@
 """MSI address and data, KVM's address_hi form and the guest's 15-bit extended destination ID.
 
-kvm-routing.md §5; architecture-and-peers.md A11. Two encodings of a destination above 0xFF:
+docs/routing.md#kvm-msi-and-ioapic-decoding; docs/routing.md#architecture-msi-and-ioapic. Two encodings of a destination
+above 0xFF:
 - KVM's ABI (``struct kvm_msi``, with KVM_X2APIC_API_USE_32BIT_IDS): address_hi[31:8] = dest[31:8];
 - the guest-visible paravirtual form (KVM_FEATURE_MSI_EXT_DEST_ID): address bits 11:5 = dest[14:8].
 The VMM translates the second into the first (``ext_dest_to_kvm``).
@@ -76,7 +77,7 @@ class MsiData:
 
 
 def kvm_msi_dest(address_lo: int, address_hi: int, use_32bit_ids: bool) -> int:
-    """The destination KVM reads from ``struct kvm_msi`` (kvm-routing.md §5)."""
+    """The destination KVM reads from ``struct kvm_msi`` (docs/routing.md#kvm-msi-and-ioapic-decoding)."""
     dest = (address_lo >> 12) & 0xFF
     if not use_32bit_ids:
         return dest  # address_hi is ignored
@@ -92,7 +93,8 @@ def guest_ext_dest_id(address_lo: int) -> int:
 
 
 def ext_dest_to_kvm(address_lo: int, address_hi: int) -> tuple[int, int]:
-    """The VMM translation (A11): only when address_hi is 0 and bit 4 (remappable) is clear,
+    """The VMM translation (docs/routing.md#architecture-msi-and-ioapic): only when address_hi is 0 and bit 4
+    (remappable) is clear,
     move address bits 11:5 into address_hi bits 14:8."""
     if address_hi or address_lo & (1 << 4):
         return address_lo, address_hi

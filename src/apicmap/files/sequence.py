@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from apicmap.domain.message import MsiInjection
+from apicmap.domain.operations import VmmOperations
 from apicmap.domain.vm import DFR_CLUSTER, DFR_FLAT
 from apicmap.encoding.apic_base import ApicMode
 from apicmap.errors import InputError
@@ -151,20 +152,15 @@ def _expect_kernels(table: Table) -> tuple[tuple[tuple[int, int, int], int], ...
     return tuple(found)
 
 
-def apply(step: Step, target: Any) -> int | None:
-    """Apply one step to a ``ModelLifecycle`` or a ``RealSequence``; the MSI return for signal_msi."""
+def apply(step: Step, target: VmmOperations) -> int | None:
+    """Apply one step to the model or a real VM; the MSI return for signal_msi."""
     if step.op == "create_vcpu":
         target.create_vcpu(step.vcpu_id)
     elif step.op == "set_apic_base":
         target.set_apic_base(step.vcpu_id, step.mode)
     elif step.op == "set_lapic":
-        if isinstance(target, ModelLifecycle):
-            target.set_lapic(step.vcpu_id, xapic_id=step.xapic_id, ldr=step.ldr, dfr=step.dfr,
-                             sw_enabled=step.sw_enabled)
-        else:
-            mode = target_mode(target, step.vcpu_id)
-            target.set_lapic(step.vcpu_id, mode, xapic_id=step.xapic_id, ldr=step.ldr, dfr=step.dfr,
-                             sw_enabled=step.sw_enabled)
+        target.set_lapic(step.vcpu_id, xapic_id=step.xapic_id, ldr=step.ldr, dfr=step.dfr,
+                         sw_enabled=step.sw_enabled)
     elif step.op == "enable_cap":
         target.enable_cap(step.use_32bit_ids, step.disable_broadcast_quirk)
     else:
@@ -172,11 +168,6 @@ def apply(step: Step, target: Any) -> int | None:
         result: int | None = target.signal_msi(step.msi)
         return result
     return None
-
-
-def target_mode(target: Any, vcpu_id: int) -> ApicMode:
-    modes: dict[int, ApicMode] = getattr(target, "modes", {})
-    return modes.get(vcpu_id, ApicMode.XAPIC)
 
 
 def run_sequence_check(path: str | Path) -> tuple[list[dict[str, object]], bool]:

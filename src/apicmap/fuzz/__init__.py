@@ -1,1 +1,1 @@
-"""Differential fuzzing: search VM states and messages for engine disagreements (issue #4)."""
+"""Differential fuzzing: search VM states and messages for engine disagreements."""

@@ -149,6 +149,9 @@ class Campaign:
     progress: Callable[[Campaign], None] | None = None
     max_findings: int | None = None  # stop early (used by time-to-find measurements)
     store: FuzzStore | None = None  # None and no out: an in-memory database, no index
+    # Against "kvm": the engine of a booted kernel (``--on``) and what it supports; None: this machine's.
+    kvm_engine: Engine | None = None
+    kvm_profile: Profile | None = None
     findings: list[Finding] = field(default_factory=list)  # new ones, in the order they were detected
     saved: dict[str, dict[str, object]] = field(default_factory=dict)  # reported by earlier campaigns
     pairs: int = 0
@@ -163,8 +166,7 @@ class Campaign:
         return time.monotonic() - self.started
 
     def run(self) -> list[Finding]:
-        model_engine = ModelEngine(policy_for_release(self.kernel))
-        other, profile = self._other_engine()
+        model_engine, other, profile = self._engines()
         if self.store is None and self.out is not None:
             self.store = FuzzStore.in_dir(self.out)
         database: ExampleDatabase = InMemoryExampleDatabase()
@@ -183,12 +185,19 @@ class Campaign:
                 chunk += 1
         finally:
             other.close()
+            model_engine.close()
         return self.findings
+
+    def _engines(self) -> tuple[Engine, Engine, Profile]:
+        """(the engine on the left, the one it is judged against, what the strategies may generate)."""
+        return (ModelEngine(policy_for_release(self.kernel)), *self._other_engine())
 
     def _enough(self) -> bool:
         return self.max_findings is not None and len(self.findings) >= self.max_findings
 
     def _other_engine(self) -> tuple[Engine, Profile]:
+        if self.against == "kvm" and self.kvm_engine is not None:
+            return self.kvm_engine, self.kvm_profile or Profile()
         if self.against == "kvm":
             from apicmap.kvm.engine import KvmEngine
 
@@ -197,7 +206,7 @@ class Campaign:
             return engine, Profile(vector_hashing=hashing, smm=engine.smm)
         return ArchEngine(), Profile(x2apic_sources_only=False, allow_remrd=True)
 
-    def _chunk(self, model_engine: ModelEngine, other: Engine, profile: Profile, database: ExampleDatabase,
+    def _chunk(self, model_engine: Engine, other: Engine, profile: Profile, database: ExampleDatabase,
                chunk: int) -> None:
         campaign = self
         # The saved corpus is replayed once, by the first chunk; later chunks only generate.
@@ -227,35 +236,45 @@ class Campaign:
             for leaf in _leaves(matched):
                 self._record(leaf)
 
-    def _probe(self, model_engine: ModelEngine, other: Engine, vm: VmState, injections: list[Injection]) -> None:
+    def _probe(self, model_engine: Engine, other: Engine, vm: VmState, injections: list[Injection]) -> None:
         if self.elapsed > self.seconds or self._enough():
             return
         self.cases += 1
-        model_vm = model_engine.prepare(vm)
         try:
+            model_vm = model_engine.prepare(vm)
             other_vm = other.prepare(vm)
         except NotExpressible:
             self.skipped += 1
             return
-        for injection in injections:
-            try:
-                theirs = other_vm.deliver(injection)
-            except NotExpressible:
-                self.skipped += 1
-                continue
-            ours = model_vm.deliver(injection)
+        # Both engines in batches (the kvm engine sends independent MSIs together); where one
+        # injection is not expressible, the other engine's side goes one by one.
+        try:
+            batch: list[Outcome | None] = list(other_vm.deliver_many(injections))
+        except NotExpressible:
+            batch = [None] * len(injections)
+        mine = model_vm.deliver_many(injections)
+        for injection, ours, theirs in zip(injections, mine, batch, strict=True):
+            if theirs is None:
+                try:
+                    theirs = other_vm.deliver(injection)
+                except NotExpressible:
+                    self.skipped += 1
+                    continue
             self.pairs += 1
             if self.progress is not None and self.pairs % 256 == 0:
                 self.progress(self)
             if self._agree(ours, theirs):
                 continue
             ours = model_vm.deliver(injection, explain=True)
-            sig, rule = signature(vm, injection, ours, theirs)
+            sig, rule = self._signature(vm, injection, ours, theirs)
             if sig in self._known or self._catalogued(vm, injection, ours, theirs):
                 continue
             self._first_seen.setdefault(sig, self.elapsed)
             raise _Divergence(Finding(signature=sig, rule=rule, vm=vm, injection=injection, model=ours,
                                       other=theirs, found_after=self.elapsed))
+
+    def _signature(self, vm: VmState, injection: Injection, ours: Outcome, theirs: Outcome) -> tuple[str, str]:
+        return signature(vm, injection, ours, theirs)
 
     def _agree(self, ours: Outcome, theirs: Outcome) -> bool:
         if self.against == "kvm":

@@ -48,7 +48,7 @@ def signature(vm: VmState, injection: Injection, model: Outcome, other: Outcome)
         shape = "refused by one engine only"
     else:
         # Same receivers, different return value: one finding per pair of values, whatever the
-        # path (e.g. the pre-5.3 fast path's -1 for no target, kvm-routing.md §8.1).
+        # path (e.g. the pre-5.3 fast path's -1 for no target, docs/routing.md#commits).
         return f"return value {model.result} vs {other.result}|{'none' if not model.receivers else 'some'}", \
             "return value"
     kind = type(injection).__name__.removesuffix("Injection").lower()

@@ -1,11 +1,11 @@
-"""Stateful fuzzing of VMM operation sequences against the kernel (issue #4 item 3).
+"""Stateful fuzzing of VMM operation sequences against the kernel.
 
 A Hypothesis rule-based state machine creates vCPUs, writes APIC bases, sets LAPIC state,
 enables X2APIC_API and signals MSIs, on the real kernel and on a model, comparing every
 KVM_SIGNAL_MSI return value. Against the *naive* model (a map that is always fresh) the campaign
 rediscovers, by itself, the behaviours that exist only in sequences: the map misses the
 last-created vCPU after KVM_CREATE_VCPU, and is not rebuilt after KVM_ENABLE_CAP(X2APIC_API)
-(kvm-routing.md §2.2). Against the tracking model there should be no divergence.
+(docs/routing.md#when-the-map-is-rebuilt). Against the tracking model there should be no divergence.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _replay(steps: list[Step], policy: KernelPolicy, create: bool, cap: bool) ->
 
 def classify(steps: list[Step], kernel_result: int | None, policy: KernelPolicy) -> str:
     """Which of KVM's two non-recalculating operations the kernel's answer needs: replay the steps
-    on the full lifecycle model without each behaviour in turn (kvm-routing.md §2.2)."""
+    on the full lifecycle model without each behaviour in turn (docs/routing.md#when-the-map-is-rebuilt)."""
     if _replay(steps, policy, True, True) != kernel_result:
         return OTHER
     needs_create = _replay(steps, policy, False, True) != kernel_result
@@ -188,7 +188,8 @@ class StatefulCampaign:
         path = self.out / f"sequence-{digest}.toml"
         lines = [f"# apicmap fuzz --stateful reproducer: {divergence.kind}",
                  "# the naive model (map always fresh) disagrees with the kernel; the model that tracks",
-                 "# KVM's recalculation points agrees (kvm-routing.md §2.2). re-run: apicmap check THIS_FILE"]
+                 "# KVM's recalculation points agrees (docs/routing.md#when-the-map-is-rebuilt). re-run: apicmap check "
+                 "THIS_FILE"]
         if self.kernel:
             lines += ["[sequence]", f'kernel = "{self.kernel}"']
         for step in divergence.steps:

@@ -1,12 +1,11 @@
-"""Hypothesis strategies for VM states and injections, biased toward the corners (issue #4 item 1):
+"""Hypothesis strategies for VM states and injections, biased toward the corners:
 sparse and aliased IDs, vcpu_ids above 255, mixed xAPIC/x2APIC, multi-bit and duplicate LDRs, raw
 DFR values, software- and hardware-disabled APICs, X2APIC_API flags; every encoding and delivery
-mode, shorthands, broadcasts, RH, and destinations near the boundaries. On top of the named
-fields, every raw bit of every encoding (MSI address, address_hi and data; ICR; SELF_IPI; the
-IOAPIC redirection entry, Remote IRR and polarity included) is set or cleared now and then."""
+mode, shorthands, broadcasts, RH, and destinations near the boundaries."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
@@ -49,46 +48,17 @@ _LDR_JUNK = st.sampled_from([0x1, 0x00010002, 0xFF])
 _DFR = st.sampled_from(DFRS)
 _BOOL = st.booleans()
 _INDEX = st.integers(0, 1 << 16)
-_KIND = st.sampled_from(["msi", "msi", "msi", "ipi", "ipi", "ioapic", "self"])
-_VECTOR = st.one_of(st.integers(0x10, 0xFF), st.sampled_from([0, 5, 0x0F, 0x10, 0x40, 0x41, 0xFF]))
-_MODE = st.sampled_from(MODES)
-_DEST = st.sampled_from(DESTS)
-_DEST_CHOICE = st.integers(0, 5)
-_ANY_U32 = st.integers(0, 0xFFFFFFFF)
-_HI = st.sampled_from([0, 1, 0x100])
-_PIN = st.sampled_from([0, 2, 8, 16, 17, 20, 23])
-_SELF_VALUE = st.one_of(st.integers(0, 0xFF), st.sampled_from([0x100, 0x131]))
-_SHORTHAND = st.sampled_from([0, 0, 0, 1, 2, 3])
-_ICR_JUNK = st.sampled_from([1 << 12, 1 << 13, 1 << 16, 1 << 20])
-_RAW_HOW = st.integers(0, 7)  # 0: flip one bit, 1: flip a random mask, else leave the value as built
-_BIT = st.integers(0, 63)
-_U64 = st.integers(0, (1 << 64) - 1)
-# IOAPIC entries: (level-triggered, Remote IRR) corners, weighted toward the plain ones.
-_RTE_STATE = st.sampled_from([(0, 0), (0, 0), (1, 0), (1, 0), (1, 1), (0, 1)])
-
-
-def _raw_bits(draw: st.DrawFn, value: int, width: int) -> int:
-    """Now and then flip one raw bit, or a random mask, of a ``width``-bit encoding."""
-    how = draw(_RAW_HOW)
-    if how == 0:
-        return value ^ (1 << (draw(_BIT) % width))
-    if how == 1:
-        return value ^ (draw(_U64) & ((1 << width) - 1))
-    return value
 
 
 @st.composite
 def vm_states(draw: st.DrawFn, profile: Profile = Profile()) -> VmState:
     ids = draw(_LAYOUT) if draw(_LAYOUT_KIND) else draw(_ID_LIST)
-    use_32bit_ids = draw(_BOOL)
     vcpus = []
     for vid in ids:
         mode = draw(_APIC_MODE)
         sw_enabled = draw(_BOOL) or draw(_BOOL)  # 3 in 4 enabled
         if mode is ApicMode.X2APIC:
-            # Sometimes KVM_SET_LAPIC carries another x2APIC ID (planted before 6.11).
-            planted = None if use_32bit_ids or draw(_SMALL) else draw(_XAPIC_ID) << 24
-            vcpus.append(Vcpu(vid, mode, sw_enabled, lapic_id=planted))
+            vcpus.append(Vcpu(vid, mode, sw_enabled))
             continue
         choice = draw(_SMALL)
         xapic_id = draw(_XAPIC_ID) if choice < 4 else vid & 0xFF  # aliasing is common
@@ -96,57 +66,131 @@ def vm_states(draw: st.DrawFn, profile: Profile = Profile()) -> VmState:
         if draw(_SMALL) == 0:
             ldr |= draw(_LDR_JUNK)  # raw junk below bits 31:24
         vcpus.append(Vcpu(vid, mode, sw_enabled, xapic_id, ldr, draw(_DFR)))
-    return VmState(tuple(vcpus), use_32bit_ids=use_32bit_ids, disable_broadcast_quirk=draw(_BOOL),
+    return VmState(tuple(vcpus), use_32bit_ids=draw(_BOOL), disable_broadcast_quirk=draw(_BOOL),
                    vector_hashing=profile.vector_hashing, smm=profile.smm)
+
+
+_INJECTION_BITS = st.integers(0, (1 << 128) - 1)
+_RAW_HOW = st.integers(0, 7)  # 0: flip one bit, 1: flip a random mask, else leave the encoding as built
+_RAW_MASK = st.integers(0, (1 << 64) - 1)
+_KINDS = ("msi", "msi", "msi", "ipi", "ipi", "ioapic", "self")
+_VECTORS = (0, 5, 0x0F, 0x10, 0x40, 0x41, 0xFF)
+_SHORTHANDS = (0, 0, 0, 1, 2, 3)
+_ICR_JUNKS = (1 << 12, 1 << 13, 1 << 16, 1 << 20)
+_HIS = (0, 1, 0x100)
+_PINS = (0, 2, 8, 16, 17, 20, 23)
+# IOAPIC entries: (level-triggered, Remote IRR) corners, weighted toward the plain ones.
+_RTE_STATES = ((0, 0), (0, 0), (1, 0), (1, 0), (1, 1), (0, 1))
+
+
+class _Bits:
+    """Fields sliced from one drawn integer, low bits first: one Hypothesis draw per injection
+    instead of a dozen (drawing dominated the campaign's time), and an integer that shrinks
+    toward zero shrinks every field toward its first, simplest choice."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def take(self, bits: int) -> int:
+        out = self.value & ((1 << bits) - 1)
+        self.value >>= bits
+        return out
+
+    def pick(self, choices: tuple[int, ...] | tuple[str, ...] | list[int], bits: int = 4) -> int | str:
+        return choices[self.take(bits) % len(choices)]
+
+    def small(self) -> int:
+        """0..9, as ``_SMALL`` draws."""
+        return self.take(4) % 10
+
 
 
 @st.composite
 def injections(draw: st.DrawFn, vm: VmState, profile: Profile = Profile()) -> Injection:
+    return injection_from_bits(vm, profile, draw(_INJECTION_BITS), _RawFlips(draw))
+
+
+class _RawFlips:
+    """Now and then flip one raw bit, or a random mask, of a ``width``-bit encoding, so that every bit
+    is fuzzed, not only the named fields (Remote IRR and delivery status of an RTE, reserved ICR
+    bits...). Drawn separately from the fields: the high bits of one huge drawn integer are mostly
+    zero, so flips sliced from it would rarely reach the top bits."""
+
+    __slots__ = ("draw",)
+
+    def __init__(self, draw: st.DrawFn) -> None:
+        self.draw = draw
+
+    def __call__(self, value: int, width: int) -> int:
+        how = self.draw(_RAW_HOW)
+        if how == 0:
+            return value ^ (1 << (self.draw(_RAW_MASK) % width))
+        if how == 1:
+            return value ^ (self.draw(_RAW_MASK) & ((1 << width) - 1))
+        return value
+
+
+def injection_from_bits(vm: VmState, profile: Profile, bits: int,
+                        raw: Callable[[int, int], int] = lambda value, width: value) -> Injection:
+    """The injection that ``bits`` (one draw of ``_INJECTION_BITS``) selects for ``vm``."""
     sources = [v.vcpu_id for v in vm.vcpus
                if v.mode is ApicMode.X2APIC or (not profile.x2apic_sources_only and v.present)]
-    kind = draw(_KIND)
+    b = _Bits(bits)
+    kind = b.pick(_KINDS, 3)
     if not sources and kind in ("ipi", "self"):
         kind = "msi"
-    vector = draw(_VECTOR)
-    mode = draw(_MODE)
+    vector = 0x10 + b.take(8) % 0xF0 if b.take(1) else int(b.pick(_VECTORS, 3))
+    mode = int(b.pick(MODES))
     if mode == 3 and not profile.allow_remrd:
         mode = 0
-    logical = draw(_BOOL)
-    trigger = draw(_SMALL) < 2
-    choice = draw(_DEST_CHOICE)
+    logical = b.take(1)
+    trigger = b.small() < 2
+    choice = b.take(3) % 6
     if choice < 3:
-        dest = draw(_DEST)
+        dest = int(b.pick(DESTS, 5))
     elif choice < 5:
-        target = vm.vcpus[draw(_INDEX) % len(vm.vcpus)]
+        target = vm.vcpus[b.take(16) % len(vm.vcpus)]
         dest = target.vcpu_id if choice == 3 else target.xapic_id
     else:
-        dest = draw(_ANY_U32)
+        dest = b.take(32)
     if kind == "msi":
-        rh = draw(_SMALL) < 2
+        rh = b.small() < 2
         lo = 0xFEE00000 | (dest & 0xFF) << 12 | rh << 3 | logical << 2
-        hi = dest & 0xFFFFFF00 if draw(_SMALL) else draw(_HI)
-        data = vector | mode << 8 | draw(_BOOL) << 14 | trigger << 15
-        return MsiInjection(_raw_bits(draw, lo, 32), _raw_bits(draw, hi, 32), _raw_bits(draw, data, 32))
+        hi = dest & 0xFFFFFF00 if b.small() else int(b.pick(_HIS, 2))
+        data = vector | mode << 8 | b.take(1) << 14 | trigger << 15
+        return MsiInjection(raw(lo, 32), raw(hi, 32), raw(data, 32))
     if kind == "ioapic":
-        level, remote_irr = draw(_RTE_STATE)
+        level, remote_irr = _RTE_STATES[b.take(3) % len(_RTE_STATES)]
         rte = vector | mode << 8 | logical << 11 | remote_irr << 14 | level << 15 | (dest & 0xFF) << 56
-        if draw(_SMALL) == 0:
+        if b.small() == 0:
             rte |= 1 << 16  # masked
-        return IoapicInjection(draw(_PIN), _raw_bits(draw, rte, 64))
-    source = sources[draw(_INDEX) % len(sources)]
+        return IoapicInjection(int(b.pick(_PINS, 3)), raw(rte, 64))
+    source = sources[b.take(16) % len(sources)]
     if kind == "self":
-        return SelfIpiInjection(source, _raw_bits(draw, draw(_SELF_VALUE), 64))
-    shorthand = draw(_SHORTHAND)
-    level = draw(_SMALL) != 0
+        value = b.take(8) if b.take(3) else (0x100, 0x131)[b.take(1)]
+        return SelfIpiInjection(source, raw(value, 64))
+    shorthand = int(b.pick(_SHORTHANDS, 3))
+    level = b.small() != 0
     low = vector | mode << 8 | logical << 11 | level << 14 | trigger << 15 | shorthand << 18
-    if draw(_SMALL) == 0:
-        low |= draw(_ICR_JUNK)  # busy or reserved bits
-    return IcrInjection(source, _raw_bits(draw, (dest & 0xFFFFFFFF) << 32 | low, 64))
+    if b.small() == 0:
+        low |= int(b.pick(_ICR_JUNKS, 2))  # busy or reserved bits
+    return IcrInjection(source, raw((dest & 0xFFFFFFFF) << 32 | low, 64))
+
+
+_VM_STRATEGIES: dict[Profile, st.SearchStrategy[VmState]] = {}
 
 
 @st.composite
 def cases(draw: st.DrawFn, profile: Profile = Profile()) -> tuple[VmState, list[Injection]]:
     """One VM state and several injections, each judged against the state as written."""
-    vm = draw(vm_states(profile))
-    count = 4 + draw(_SMALL)
-    return vm, [draw(injections(vm, profile)) for _ in range(count)]
+    strategy = _VM_STRATEGIES.get(profile)
+    if strategy is None:
+        strategy = _VM_STRATEGIES[profile] = vm_states(profile)  # built once per profile, not per case
+    vm = draw(strategy)
+    count = 8 + 2 * draw(_SMALL)  # more injections per drawn VM: the VM's draws are shared
+    # One integer per injection, mapped without building a strategy per injection (building and
+    # validating a composite strategy per draw cost more than the draw itself).
+    raw = _RawFlips(draw)
+    return vm, [injection_from_bits(vm, profile, draw(_INJECTION_BITS), raw) for _ in range(count)]

@@ -165,6 +165,11 @@ def assemble(fmt: ImportFormat, source: str, vcpus: Sequence[tuple[Vcpu, VcpuPro
             lacks.append(Lack(item=key, resolution=f"{str(default).lower()} assumed; set the {key} option ({hint})"))
     vector_hashing, smm = settings["vector_hashing"], settings["smm"]
     lacks.append(Lack(item="arb_prio", resolution="0 (KVM does not export it)"))
+    # The imported pages are what KVM_GET_LAPIC returned: writing them back is a round trip (no
+    # lapic_id/lapic_ldr of the user's own), and what KVM then holds is the model's to compute.
+    for _, prov in by_id.values():
+        for name in _KVM_SET_LAPIC_FIELDS:
+            prov.setdefault(name, Provenance(basis=Basis.DEFAULT, note=_KVM_SET_LAPIC_NOTE))
     vm = VmState(tuple(by_id[vid][0] for vid in order),
                  use_32bit_ids=X2ApicApiFlag.USE_32BIT_IDS in flag_set,
                  disable_broadcast_quirk=X2ApicApiFlag.DISABLE_BROADCAST_QUIRK in flag_set,
@@ -172,6 +177,10 @@ def assemble(fmt: ImportFormat, source: str, vcpus: Sequence[tuple[Vcpu, VcpuPro
     return ImportResult(format=fmt, source=source, vm=vm,
                         vcpu_provenance={vid: by_id[vid][1] for vid in order}, vm_provenance=vm_prov,
                         lacking=tuple(lacks), notes=tuple(notes), extra=dict(extra or {}))
+
+
+_KVM_SET_LAPIC_FIELDS = ("lapic_id", "lapic_ldr", "x2apic_ldr_reg")
+_KVM_SET_LAPIC_NOTE = "the page is written back as read (a KVM_GET_LAPIC/KVM_SET_LAPIC round trip)"
 
 
 def mode_option(options: ImportOptions, fmt: ImportFormat, why: str) -> tuple[ApicMode, Provenance]:

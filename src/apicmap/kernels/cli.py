@@ -33,12 +33,12 @@ def add_kernels_command(subparsers: Any) -> argparse.ArgumentParser:
     """``apicmap kernels fetch SPEC... [--modules DIR]`` and ``apicmap kernels list [--json]``."""
     kernels = subparsers.add_parser("kernels", help="real kernels to run the kvm engine on (--on KERNEL)")
     actions = kernels.add_subparsers(dest="kernels_command", required=True, metavar="ACTION",
-                                     help="fetch or list")
+                                     help="fetch: download and cache; list: what is cached")
     fetch_parser = actions.add_parser("fetch", help="download and cache kernels (a no-op when cached)")
     fetch_parser.add_argument("specs", nargs="+", metavar="KERNEL", help=ALLOWED_FORMS)
     fetch_parser.add_argument("--modules", help="modules directory for a kernel image path")
     list_parser = actions.add_parser("list", help="cached kernels: release, vendor module, size")
-    list_parser.add_argument("--json", action="store_true", help="print JSON on stdout instead of text")
+    list_parser.add_argument("--json", action="store_true")
     return kernels  # type: ignore[no-any-return]
 
 
@@ -67,7 +67,7 @@ def add_on_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--on", metavar="KERNEL", help=f"run the kvm engine inside a booted kernel: {ALLOWED_FORMS}")
     parser.add_argument("--on-modules", metavar="DIR", help="modules directory for --on with an image path")
     parser.add_argument("--boot-timeout", type=float, default=DEFAULT_BOOT_TIMEOUT, metavar="S",
-                        help="seconds to wait for the kernel given by --on to boot")
+                        help="seconds the booted kernel may take to answer")
 
 
 @contextmanager

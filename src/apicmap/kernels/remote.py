@@ -346,6 +346,12 @@ class RemoteKvmEngine(Closing):
         return self.session.release
 
     @property
+    def host_report(self) -> dict[str, object]:
+        """The guest kernel's own ``apicmap.kvm.host.host_report()``."""
+        report = self.session.hello.get("host_report")
+        return dict(report) if isinstance(report, dict) else {}
+
+    @property
     def upstream_release(self) -> str:
         """The guest kernel's upstream x.y.z as its /proc/version says (``uname -r`` of a Debian
         kernel, 6.1.0-56-amd64, does not say it)."""

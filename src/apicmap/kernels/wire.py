@@ -35,14 +35,29 @@ def _int(data: JsonObject, key: str) -> int:
 
 
 def encode_vcpu(vcpu: Vcpu) -> JsonObject:
+    # lapic_id / lapic_ldr: the raw x2APIC-mode page words the kvm engine writes with KVM_SET_LAPIC
+    # (null: a get/set round trip). Dropping them would make the guest write a round trip instead,
+    # which for vcpu_id < 256 plants vcpu_id itself and so looks like the 6.11 read-only ID.
+    # x2apic_ldr_reg is model-internal (derived per release by model/set_lapic.py): not sent.
     return {"vcpu_id": vcpu.vcpu_id, "mode": vcpu.mode.value, "sw_enabled": vcpu.sw_enabled,
-            "xapic_id": vcpu.xapic_id, "ldr": vcpu.ldr, "dfr": vcpu.dfr, "arb_prio": vcpu.arb_prio, "tpr": vcpu.tpr}
+            "xapic_id": vcpu.xapic_id, "ldr": vcpu.ldr, "dfr": vcpu.dfr, "arb_prio": vcpu.arb_prio, "tpr": vcpu.tpr,
+            "lapic_id": vcpu.lapic_id, "lapic_ldr": vcpu.lapic_ldr}
+
+
+def _optional_int(data: JsonObject, key: str) -> int | None:
+    value = _field(data, key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise GuestChannelError(f"malformed message: {key!r} is {value!r}, not an integer or null")
+    return value
 
 
 def decode_vcpu(data: JsonObject) -> Vcpu:
     return Vcpu(_int(data, "vcpu_id"), mode=ApicMode(_field(data, "mode")), sw_enabled=bool(_field(data, "sw_enabled")),
                 xapic_id=_int(data, "xapic_id"), ldr=_int(data, "ldr"), dfr=_int(data, "dfr"),
-                arb_prio=_int(data, "arb_prio"), tpr=_int(data, "tpr"))
+                arb_prio=_int(data, "arb_prio"), tpr=_int(data, "tpr"),
+                lapic_id=_optional_int(data, "lapic_id"), lapic_ldr=_optional_int(data, "lapic_ldr"))
 
 
 def encode_vm(vm: VmState) -> JsonObject:

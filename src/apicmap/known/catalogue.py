@@ -68,21 +68,23 @@ def _xapic_lowest_or_mixed(vm: VmState, i: Injection, m: Message | None, model: 
 CATALOGUE: tuple[KnownDifference, ...] = (
     KnownDifference("use_32bit_ids-aliasing-erratum",
                     "With USE_32BIT_IDS KVM keeps first-wins for aliased physical IDs; the architecture "
-                    "delivers to every match (kvm-routing.md §7, errata 'x2APIC').",
+                    "delivers to every match (docs/routing.md#kvm-x2apic_api, errata 'x2APIC').",
                     "catalogue/use-32bit-ids-aliasing.toml",
                     lambda vm, i, m, model, arch: m is not None and m.dest.address[1] is DestMode.PHYSICAL
                     and physical_aliases(vm)),
     KnownDifference("broadcast-quirk",
                     "KVM turns an 8-bit 0xFF MSI into the x2APIC broadcast for x2APIC-mode targets "
-                    "(kvm-routing.md §4.2); the architecture leaves it to the implementation.",
+                    "(docs/routing.md#kvm_apic_match_dest); the architecture leaves it to the implementation.",
                     "catalogue/broadcast-quirk.toml",
-                    # With the quirk on, 0xFF is the MSI broadcast and 0xFFFFFFFF is none (§3 step 4).
+                    # With the quirk on, 0xFF is the MSI broadcast and 0xFFFFFFFF is none (docs/routing.md#kvm-fast-path
+                    # step 4).
                     lambda vm, i, m, model, arch: m is not None and m.source is None
                     and m.dest.address[0] in (0xFF, 0xFFFFFFFF)),
     KnownDifference("hotplug-hack",
                     "KVM compares a physical destination above 0xFF with the vcpu_id even for xAPIC-mode "
-                    "vCPUs (slow path always, map with USE_32BIT_IDS; kvm-routing.md §2.3, §4.2); an xAPIC ID "
-                    "has 8 bits (A4).",
+                    "vCPUs (slow path always, map with USE_32BIT_IDS; docs/routing.md#current-algorithm-v63-and-later, "
+                    "docs/routing.md#kvm_apic_match_dest); an xAPIC ID "
+                    "has 8 bits (docs/routing.md#physical-destination).",
                     "catalogue/hotplug-hack.toml",
                     lambda vm, i, m, model, arch: m is not None and m.dest.address[1] is DestMode.PHYSICAL
                     and m.dest.address[0] > 0xFF and any(
@@ -92,40 +94,46 @@ CATALOGUE: tuple[KnownDifference, ...] = (
                     "catalogue/undefined-mixed-mode.toml", _only_undefined),
     KnownDifference("vector-hashing-ignores-tpr",
                     "KVM's lowest priority hashes the vector over the destination set and never reads TPR "
-                    "(kvm-routing.md §3 step 8).",
+                    "(docs/routing.md#kvm-fast-path step 8).",
                     "catalogue/vector-hashing-ignores-tpr.toml",
                     lambda vm, i, m, model, arch: _lowest(m)),
     KnownDifference("illegal-vectors-accepted",
-                    "KVM accepts vectors 0-15 with no ESR error (kvm-routing.md §6.3).",
+                    "KVM accepts vectors 0-15 with no ESR error (docs/routing.md#illegal-vectors-in-kvm).",
                     "catalogue/illegal-vectors.toml",
                     lambda vm, i, m, model, arch: m is not None and m.vector < 16),
     KnownDifference("x2apic-logical-through-phys-map",
-                    "x2APIC logical lookups reuse phys_map and reach xAPIC-mode vCPUs (kvm-routing.md §3 step 6).",
+                    "x2APIC logical lookups reuse phys_map and reach xAPIC-mode vCPUs (docs/routing.md#kvm-fast-path "
+                    "step 6).",
                     "catalogue/x2apic-logical-phys-map.toml", _xapic_lowest_or_mixed),
     KnownDifference("msi-address-hi-ignored",
                     "Without USE_32BIT_IDS KVM ignores address_hi and reads an 8-bit destination "
-                    "(kvm-routing.md §5); read architecturally, address_hi is a remapped 32-bit destination.",
+                    "(docs/routing.md#kvm-msi-and-ioapic-decoding); read architecturally, address_hi is a remapped "
+                    "32-bit destination.",
                     "catalogue/msi-address-hi-ignored.toml", _msi_hi_ignored),
     KnownDifference("msi-address-hi-einval",
                     "With USE_32BIT_IDS, KVM_SIGNAL_MSI fails with EINVAL when address_hi bits 7:0 are set "
-                    "(kvm-routing.md §5); that is KVM's ABI, not a message the architecture knows.",
+                    "(docs/routing.md#kvm-msi-and-ioapic-decoding); that is KVM's ABI, not a message the architecture "
+                    "knows.",
                     "catalogue/msi-address-hi-einval.toml", _msi_einval),
     KnownDifference("sw-disabled-not-in-logical-map",
                     "KVM leaves software-disabled APICs out of its logical map (v5.3+), and with no "
-                    "software-enabled LDR drops logical interrupts altogether (6.3+, kvm-routing.md §2.3); "
-                    "architecturally they still accept NMI, INIT, SMI and SIPI (A3).",
+                    "software-enabled LDR drops logical interrupts altogether (6.3+, "
+                    "docs/routing.md#current-algorithm-v63-and-later); "
+                    "architecturally they still accept NMI, INIT, SMI and SIPI (docs/routing.md#software-enable-svr).",
                     "catalogue/sw-disabled-logical.toml", _sw_disabled_logical),
     KnownDifference("smi-needs-smm",
-                    "KVM 6.2+ refuses SMIs when the VM has no SMM (kvm-routing.md §6.4); the architecture "
+                    "KVM 6.2+ refuses SMIs when the VM has no SMM (docs/routing.md#acceptance-per-delivery-mode); the "
+                    "architecture "
                     "accepts them.",
                     "catalogue/smi-without-smm.toml",
                     lambda vm, i, m, model, arch: m is not None and m.delivery is DeliveryMode.SMI),
     KnownDifference("wide-logical-mda",
                     "KVM's xAPIC logical map reads only MDA bits 7:0, so a 32-bit logical destination reaches "
-                    "xAPIC APICs (kvm-routing.md §3 step 6); an xAPIC LDR cannot match a wider MDA (A5).",
+                    "xAPIC APICs (docs/routing.md#kvm-fast-path step 6); an xAPIC LDR cannot match a wider MDA "
+                    "(docs/routing.md#logical-destination-xapic-flat-and-cluster).",
                     "catalogue/wide-logical-mda.toml", _wide_mda),
     KnownDifference("dfr-compared-exactly",
                     "KVM compares the whole 32-bit DFR: its map treats any value but 0xFFFFFFFF as cluster and "
-                    "its slow path matches nothing (kvm-routing.md §1.5); the architecture reads bits 31:28.",
+                    "its slow path matches nothing (docs/routing.md#ldr-and-dfr); the architecture reads bits 31:28.",
                     "catalogue/dfr-raw-value.toml", _raw_dfr),
 )

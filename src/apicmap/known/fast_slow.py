@@ -1,4 +1,4 @@
-"""Where KVM's fast path and slow path disagree, by name (issue #2 item 11).
+"""Where KVM's fast path and slow path disagree, by name.
 
 KVM intends the optimized map to be a cache of the slow per-vCPU match. It is not quite one.
 ``fast_slow_difference`` names the documented reason a given (VM, message) may differ, or
@@ -15,20 +15,34 @@ from apicmap.encoding.kinds import DestMode, Shorthand
 from apicmap.model.apic_map import ApicMap, LogicalMode
 from apicmap.model.policy import KernelPolicy, PhysMapRule
 
-# Names of the documented differences (kvm-routing.md sections in brackets).
-HOTPLUG_FIRST_WINS = "hotplug hack / first-wins physical aliasing in the map (§2.3 x2apic_format, §2.5)"
-NO_HACK_IN_MAP = "6.3+ map without x2apic_format has no hotplug hack; the slow path has (§8.2 D)"
-X2APIC_LOGICAL_VIA_PHYS_MAP = "x2APIC logical lookups go through phys_map, reaching xAPIC vCPUs (§3 step 6)"
-SW_DISABLED_LOGICAL_DROP = "logical_mode SW_DISABLED drops logical interrupts (6.3+, §2.3)"
-SW_DISABLED_NOT_IN_LOGICAL_MAP = "sw-disabled APICs are left out of the logical map (v5.3+, §2.7)"
+# Names of the documented differences (docs/routing.md sections in brackets).
+HOTPLUG_FIRST_WINS = ("hotplug hack / first-wins physical aliasing in the map "
+                      "(docs/routing.md#current-algorithm-v63-and-later x2apic_format, "
+                      "docs/routing.md#legacy-algorithm-v411-to-v62)")
+NO_HACK_IN_MAP = ("6.3+ map without x2apic_format has no hotplug hack; the slow path has "
+                  "(docs/routing.md#per-release-outcomes-for-sample-configurations "
+                  "D)")
+X2APIC_LOGICAL_VIA_PHYS_MAP = ("x2APIC logical lookups go through phys_map, reaching xAPIC vCPUs "
+                               "(docs/routing.md#kvm-fast-path step "
+                               "6)")
+SW_DISABLED_LOGICAL_DROP = ("logical_mode SW_DISABLED drops logical interrupts (6.3+, "
+                            "docs/routing.md#current-algorithm-v63-and-later)")
+SW_DISABLED_NOT_IN_LOGICAL_MAP = ("sw-disabled APICs are left out of the logical map (v5.3+, "
+                                  "docs/routing.md#disabled-and-degraded-maps)")
 LOWEST_PRIORITY_ARBITRATION = ("lowest priority: the map hashes over mask bits (holes included), "
-                               "the slow path over candidates (§3 step 8)")
-LEGACY_LAST_WINS = "pre-6.3 logical map: last writer wins, multi-bit IDs by their lowest bit (§2.5)"
-UNKNOWN_DFR = "a DFR that is neither flat nor cluster is CLUSTER to the map, nothing to the slow path (§1.5)"
+                               "the slow path over candidates (docs/routing.md#kvm-fast-path step 8)")
+LEGACY_LAST_WINS = ("pre-6.3 logical map: last writer wins, multi-bit IDs by their lowest bit "
+                    "(docs/routing.md#legacy-algorithm-v411-to-v62)")
+UNKNOWN_DFR = ("a DFR that is neither flat nor cluster is CLUSTER to the map, nothing to the slow path "
+               "(docs/routing.md#ldr-and-dfr)")
 WIDE_MDA_TRUNCATED = ("the xAPIC logical map reads only MDA bits 7:0; the slow path compares the cluster "
-                      "with all of MDA[31:4] (§3 step 6, §4.2)")
-BROADCAST_MISMATCH = "the fast path's broadcast test differs from the slow path's per-target one (§3 step 4, §4.2)"
-NO_TARGET_RESULT = "no target: the fast path returns 0, the slow path -1 (EPERM) (§5)"
+                      "with all of MDA[31:4] (docs/routing.md#kvm-fast-path step 6, "
+                      "docs/routing.md#kvm_apic_match_dest)")
+BROADCAST_MISMATCH = ("the fast path's broadcast test differs from the slow path's per-target one "
+                      "(docs/routing.md#kvm-fast-path step 4, "
+                      "docs/routing.md#kvm_apic_match_dest)")
+NO_TARGET_RESULT = ("no target: the fast path returns 0, the slow path -1 (EPERM) "
+                    "(docs/routing.md#kvm-msi-and-ioapic-decoding)")
 V4_9_MDA = ("v4.9/4.10: the slow path's MDA is dest << 24 (u32) in the sender's format and phys_map's last "
             "claimant wins; the map has neither")
 

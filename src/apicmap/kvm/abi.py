@@ -36,7 +36,7 @@ MSR_IA32_APICBASE = 0x1B
 MSR_X2APIC_ICR = 0x830
 MSR_X2APIC_SELF_IPI = 0x83F
 
-# Local APIC register page offsets (kvm-routing.md §1.1, §9).
+# Local APIC register page offsets (docs/routing.md#constants, docs/routing.md#the-projects-host).
 APIC_ID = 0x20
 APIC_TASKPRI = 0x80
 APIC_LDR = 0xD0

@@ -1,10 +1,10 @@
 """Engine ``kvm``: run a scenario on this machine's real in-kernel KVM, with no guest code.
 
 Per VM state: create a VM with an in-kernel irqchip, enable the X2APIC_API flags before any
-LAPIC state is written (enabling does not dirty the map, kvm-routing.md §2.2(b)), create the
+LAPIC state is written (enabling does not dirty the map, docs/routing.md#when-the-map-is-rebuilt), create the
 vCPUs in creation order, then write every vCPU's APIC base MSR and KVM_SET_LAPIC. The last
 KVM_SET_LAPIC recalculates the optimized map with every vCPU present, which sidesteps the
-stale map that misses the last-created vCPU (§2.2(a)).
+stale map that misses the last-created vCPU (docs/routing.md#when-the-map-is-rebuilt).
 
 Per injection: send it (KVM_SIGNAL_MSI, a host write of the source's x2APIC ICR or SELF_IPI
 MSR, or an IOAPIC pin), observe the channel its delivery mode affects on every vCPU, then
@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import os
 import resource
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from apicmap.decode import describe_message
@@ -30,47 +30,43 @@ from apicmap.domain.message import (
     SelfIpiInjection,
     is_lowest_priority,
 )
-from apicmap.domain.outcome import Effect, EffectKind, Explanation, Outcome
+from apicmap.domain.outcome import Effect, EffectKind, Explanation, Outcome, quick_outcome
 from apicmap.domain.reasons import Code, because
 from apicmap.domain.vm import Vcpu, VmState
 from apicmap.encoding.apic_base import ApicMode
+from apicmap.encoding.icr import XAPIC_ICR_LAYOUT
+from apicmap.encoding.ioapic import RTE_LAYOUT
 from apicmap.encoding.kinds import DeliveryMode
+from apicmap.encoding.msi import MSI_ADDRESS_LAYOUT, MSI_DATA_LAYOUT
 from apicmap.errors import NotExpressible
 from apicmap.kvm import abi as s
 from apicmap.kvm.host import vector_hashing
-from apicmap.kvm.ioctl import (
-    KvmIoctlError,
-    check_extension,
-    ioctl_int,
-    ioctl_ptr,
-    open_kvm,
-    signal_msi,
-    supported_cpuid_with_x2apic,
+from apicmap.kvm.ioctl import KvmIoctlError, _ioctl, ioctl_ptr, signal_msi
+from apicmap.kvm.vm import (
+    KvmSystem,
+    LapicPage,
+    RawVm,
+    get_lapic,
+    set_apic_base,
+    set_lapic,
+    set_msr,
+    vector_bit,
+    vector_bits,
+    x2apic_api_flags,
 )
 
-APIC_BASE_DEFAULT = 0xFEE00000
-APIC_BASE_EN = 1 << 11
-APIC_BASE_EXTD = 1 << 10
-
-
-def _u32(page: ctypes.Array[ctypes.c_uint8], offset: int) -> int:
-    return int.from_bytes(bytes(page[offset:offset + 4]), "little")
-
-
-def _set_u32(page: ctypes.Array[ctypes.c_uint8], offset: int, value: int) -> None:
-    page[offset:offset + 4] = list(value.to_bytes(4, "little"))
-
-
-def _vector_bits(page: bytes, base: int) -> int:
-    """The 256-bit IRR/ISR/TMR bitmap at ``base`` (eight 32-bit words, 16 bytes apart) as one integer."""
-    return int.from_bytes(b"".join(page[base + 0x10 * i:base + 0x10 * i + 4] for i in range(8)), "little")
+# MSI fields the three-ioctl path reads, as kvm_set_msi_irq does.
+_MSI_DEST = MSI_ADDRESS_LAYOUT.field("dest")
+_MSI_LOGICAL_OR_RH = MSI_ADDRESS_LAYOUT.field("dest_mode").mask | MSI_ADDRESS_LAYOUT.field("redirection_hint").mask
+_MSI_DELIVERY = MSI_DATA_LAYOUT.field("delivery").mask
+_MSI_VECTOR = MSI_DATA_LAYOUT.field("vector").mask
 
 
 def _tmr_bit(page: bytes, vector: int) -> bool:
-    return bool(page[s.APIC_TMR + 0x10 * (vector >> 5) + ((vector & 31) >> 3)] >> (vector & 7) & 1)
+    return vector_bit(page, s.APIC_TMR, vector)
 
 
-# Where each delivery mode's effect shows (kvm-routing.md §9): the register page (IRR/TMR), the
+# Where each delivery mode's effect shows (docs/routing.md#the-projects-host): the register page (IRR/TMR), the
 # vCPU events (NMI/SMI pending), or the mp_state (INIT/SIPI, processed by KVM_GET_MP_STATE).
 IRR, EVENTS, MP, LOWEST_ARB = "irr", "events", "mp", "lowest-arb"
 ALL_CHANNELS = frozenset({IRR, EVENTS, MP, LOWEST_ARB})
@@ -91,17 +87,27 @@ def _waits_for_eoi(rte: int) -> bool:
     return bool(rte & (1 << 15)) and bool(rte & (1 << 14))
 
 
+_RTE_DELIVERY = RTE_LAYOUT.field("delivery")
+_ICR_DELIVERY = XAPIC_ICR_LAYOUT.field("delivery")  # bits 10:8 of the low word, xAPIC and x2APIC alike
+_MSI_DELIVERY_FIELD = MSI_DATA_LAYOUT.field("delivery")
+_MSI_RH = MSI_ADDRESS_LAYOUT.field("redirection_hint").mask
+
+
 def _raw_delivery(injection: Injection) -> tuple[DeliveryMode, bool]:
-    """(delivery mode, lowest-priority by RH) read straight from the raw encoding."""
+    """(delivery mode, lowest-priority by RH) of the raw encoding, before any engine's decoding,
+    read with the encoding layouts' fields."""
     match injection:
         case MsiInjection(address_lo=lo, data=data):
-            return DeliveryMode((data >> 8) & 7), bool(lo & (1 << 3))
+            f = _MSI_DELIVERY_FIELD
+            return DeliveryMode((data & f.mask) >> f.lo), bool(lo & _MSI_RH)
         case IcrInjection(icr=icr):
-            return DeliveryMode((icr >> 8) & 7), False
+            f = _ICR_DELIVERY
+            return DeliveryMode((icr & f.mask) >> f.lo), False
         case SelfIpiInjection():
             return DeliveryMode.FIXED, False
         case IoapicInjection(rte=rte):
-            return DeliveryMode((rte >> 8) & 7), False
+            f = _RTE_DELIVERY
+            return DeliveryMode((rte & f.mask) >> f.lo), False
     raise TypeError(injection)
 
 
@@ -115,22 +121,28 @@ class _VcpuHandle:
     baseline_irr_bits: int = 0
     applied: Vcpu | None = None
     mp_state: int = s.MP_STATE_UNINITIALIZED
+    one_id: tuple[int, ...] = ()  # (vcpu_id,): the receivers of a unicast
+
+    def __post_init__(self) -> None:
+        self.one_id = (self.vcpu_id,)
 
 
 @dataclass(slots=True)
 class _RealVm:
     """One VM on /dev/kvm with a fixed list of vCPU ids (in creation order) and sticky flags."""
 
-    vm_fd: int
+    raw: RawVm
     flags: int
     vcpus: list[_VcpuHandle] = field(default_factory=list)
     ioapic_baseline: s.KvmIrqchip | None = None
 
+    @property
+    def vm_fd(self) -> int:
+        return self.raw.fd
+
     def close(self) -> None:
-        for v in self.vcpus:
-            os.close(v.fd)
         self.vcpus.clear()
-        os.close(self.vm_fd)
+        self.raw.close()
 
 
 class KvmEngine(Closing):
@@ -139,13 +151,12 @@ class KvmEngine(Closing):
     name = "kvm"
 
     def __init__(self, cache_size: int = 4) -> None:
-        self._kvm_fd = open_kvm()
-        self._max_vcpus = check_extension(self._kvm_fd, s.KVM_CAP_MAX_VCPUS)
-        self._max_vcpu_id = check_extension(self._kvm_fd, s.KVM_CAP_MAX_VCPU_ID)
-        self._x2apic_api = check_extension(self._kvm_fd, s.KVM_CAP_X2APIC_API)
-        self.smm = bool(check_extension(self._kvm_fd, s.KVM_CAP_X86_SMM))
+        self._system = KvmSystem()
+        self._max_vcpus = self._system.max_vcpus
+        self._max_vcpu_id = self._system.max_vcpu_id
+        self._x2apic_api = self._system.x2apic_api
+        self.smm = self._system.smm
         self.vector_hashing = vector_hashing()
-        self._cpuid = supported_cpuid_with_x2apic(self._kvm_fd)
         self._cache: dict[tuple[tuple[int, ...], int], _RealVm] = {}
         self._cache_size = cache_size
         self._raise_fd_limit()
@@ -159,22 +170,20 @@ class KvmEngine(Closing):
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
 
     def _create(self, ids: tuple[int, ...], flags: int) -> _RealVm:
-        vm_fd = ioctl_int(self._kvm_fd, s.KVM_CREATE_VM, 0)
-        real = _RealVm(vm_fd, flags)
+        raw = self._system.create_vm()
+        real = _RealVm(raw, flags)
+        vm_fd = raw.fd
         try:
             # Make no vCPU the BSP: an INIT then moves every target to INIT_RECEIVED, which is
-            # how the host observes it (a BSP would stay RUNNABLE; kvm-routing.md §6.4).
+            # how the host observes it (a BSP would stay RUNNABLE; docs/routing.md#acceptance-per-delivery-mode).
             spare = next(i for i in range(self._max_vcpu_id - 1, -1, -1) if i not in ids)
-            ioctl_int(vm_fd, s.KVM_SET_BOOT_CPU_ID, spare)
-            ioctl_int(vm_fd, s.KVM_CREATE_IRQCHIP)
+            raw.set_boot_cpu_id(spare)
+            raw.create_irqchip()
             if flags:
-                cap = s.KvmEnableCap(cap=s.KVM_CAP_X2APIC_API)
-                cap.args[0] = flags
-                ioctl_ptr(vm_fd, s.KVM_ENABLE_CAP, cap)
+                raw.enable_x2apic_api(flags)
             for vid in ids:
-                fd = ioctl_int(vm_fd, s.KVM_CREATE_VCPU, vid)
+                fd = raw.create_vcpu(vid)
                 real.vcpus.append(_VcpuHandle(vid, fd))
-                ioctl_ptr(fd, s.KVM_SET_CPUID2, self._cpuid)
                 mp = s.KvmMpState()
                 ioctl_ptr(fd, s.KVM_GET_MP_STATE, mp)
                 real.vcpus[-1].mp_state = mp.mp_state
@@ -188,8 +197,7 @@ class KvmEngine(Closing):
 
     def _vm_for(self, vm: VmState) -> _RealVm:
         ids = vm.vcpu_ids
-        flags = (s.X2APIC_API_USE_32BIT_IDS if vm.use_32bit_ids else 0) | \
-                (s.X2APIC_API_DISABLE_BROADCAST_QUIRK if vm.disable_broadcast_quirk else 0)
+        flags = x2apic_api_flags(vm.use_32bit_ids, vm.disable_broadcast_quirk)
         if len(ids) > self._max_vcpus:
             raise NotExpressible(f"{len(ids)} vCPUs; this host allows {self._max_vcpus}")
         if max(ids) >= self._max_vcpu_id:
@@ -214,62 +222,40 @@ class KvmEngine(Closing):
         return KvmVm(self, real, vm)
 
     def _apply(self, real: _RealVm, handle: _VcpuHandle, vcpu: Vcpu, vm: VmState) -> None:
-        base = APIC_BASE_DEFAULT
-        if vcpu.mode is not ApicMode.DISABLED:
-            base |= APIC_BASE_EN
-        if vcpu.mode is ApicMode.X2APIC:
-            base |= APIC_BASE_EXTD
-        set_msr(handle.fd, s.MSR_IA32_APICBASE, base, "IA32_APIC_BASE")
-        lapic = s.KvmLapicState()
-        ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, lapic)
-        page = lapic.regs
+        set_apic_base(handle.fd, vcpu.mode)
+        page = get_lapic(handle.fd, LapicPage())
         if vcpu.mode is ApicMode.X2APIC:
             # With x2apic_format the buffer ID must equal vcpu_id; without it the xAPIC-format
-            # ID is ignored (v6.11+) and the LDR is derived by KVM either way (§1.9).
-            _set_u32(page, s.APIC_ID, vcpu.vcpu_id if vm.use_32bit_ids else (vcpu.vcpu_id & 0xFF) << 24)
+            # ID is ignored (v6.11+) and the LDR is derived by KVM either way
+            # (docs/routing.md#kvm_get_lapic-and-kvm_set_lapic).
+            page.write_x2apic_id(vcpu.vcpu_id, vm.use_32bit_ids)
             # A scenario may write its own ID/LDR (planted before 6.11, ignored from 6.11).
             if vcpu.lapic_id is not None:
-                _set_u32(page, s.APIC_ID, vcpu.lapic_id)
+                page.set_u32(s.APIC_ID, vcpu.lapic_id)
             if vcpu.lapic_ldr is not None:
-                _set_u32(page, s.APIC_LDR, vcpu.lapic_ldr)
+                page.set_u32(s.APIC_LDR, vcpu.lapic_ldr)
         else:
-            _set_u32(page, s.APIC_ID, vcpu.xapic_id << 24)
-            _set_u32(page, s.APIC_LDR, vcpu.ldr)
-            _set_u32(page, s.APIC_DFR, vcpu.dfr)
-        _set_u32(page, s.APIC_SPIV, 0x1FF if vcpu.sw_enabled else 0xFF)
-        _set_u32(page, s.APIC_TASKPRI, vcpu.tpr)
-        for base_off in (s.APIC_ISR, s.APIC_TMR, s.APIC_IRR):
-            for i in range(8):
-                _set_u32(page, base_off + 0x10 * i, 0)
-        ioctl_ptr(handle.fd, s.KVM_SET_LAPIC, lapic)
-        ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, lapic)
-        handle.baseline = bytes(lapic.regs)
-        handle.baseline_state = s.KvmLapicState.from_buffer_copy(lapic)
+            page.write_xapic(xapic_id=vcpu.xapic_id, ldr=vcpu.ldr, dfr=vcpu.dfr)
+        page.write_svr(vcpu.sw_enabled)
+        page.write_tpr(vcpu.tpr)
+        page.clear_vectors()
+        set_lapic(handle.fd, page)
+        get_lapic(handle.fd, page)
+        handle.baseline = page.bytes()
+        handle.baseline_state = s.KvmLapicState.from_buffer_copy(page.state)
         handle.baseline_irr = handle.baseline[s.APIC_IRR:s.APIC_IRR + 0x80]
-        handle.baseline_irr_bits = _vector_bits(handle.baseline, s.APIC_IRR)
+        handle.baseline_irr_bits = vector_bits(handle.baseline, s.APIC_IRR)
         handle.applied = vcpu
 
     def close(self) -> None:
         for real in self._cache.values():
             real.close()
         self._cache.clear()
-        if self._kvm_fd >= 0:
-            os.close(self._kvm_fd)
-            self._kvm_fd = -1
+        self._system.close()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
-
-
-def set_msr(fd: int, index: int, value: int, what: str) -> bool:
-    msrs = s.KvmMsrs1(nmsrs=1)
-    msrs.entries[0].index = index
-    msrs.entries[0].data = value
-    written = ioctl_ptr(fd, s.KVM_SET_MSRS, msrs)
-    if written != 1 and index == s.MSR_IA32_APICBASE:
-        raise KvmIoctlError("KVM_SET_MSRS", errno.EINVAL, f"{what} = {value:#x} was refused")
-    return written == 1
 
 
 class KvmVm(PreparedBase):
@@ -283,6 +269,8 @@ class KvmVm(PreparedBase):
         self._events = s.KvmVcpuEvents()
         self._mp = s.KvmMpState()
         self._msi = s.KvmMsi()
+        self._msi_ref = ctypes.byref(self._msi)
+        self._lapic_ref = ctypes.byref(self._lapic)
         self._prepared_mp = False
         self._arb_prio_set = any(v.arb_prio for v in vm.vcpus)
         # Which vCPUs a physical destination most likely names: read those first (a reading
@@ -298,6 +286,10 @@ class KvmVm(PreparedBase):
     # --- injection ---------------------------------------------------------------------------------
 
     def deliver(self, injection: Injection, *, explain: bool = False) -> Outcome:
+        if not explain and type(injection) is MsiInjection:
+            quick = self._physical_fixed_msi(injection)
+            if quick is not None:
+                return quick
         mode, rh = _raw_delivery(injection)
         self._check_expressible(injection, mode, rh)
         prepared_mp = self._prepared_mp = self._prepare_mp_states(mode)
@@ -329,7 +321,7 @@ class KvmVm(PreparedBase):
                             "the kernel delivered nothing (ioapic_service() waits for the EOI)")
             if result is not None and len(effects) < result:
                 # The kernel accepted more than the mode's own channel shows: it can rewrite a
-                # lowest-priority physical 0xFF message to FIXED (kvm-routing.md §4.1 step 2).
+                # lowest-priority physical 0xFF message to FIXED (docs/routing.md#the-delivery-loop step 2).
                 channels = ALL_CHANNELS
                 effects = self._observe(channels, result, order)
             # apic_arb_prio (bumped even on refusal) matters only without vector hashing.
@@ -348,6 +340,131 @@ class KvmVm(PreparedBase):
             explanation = self._explain(injection, effects, result, rejected)
         return Outcome(engine="kvm", receivers=receivers, effects=tuple(effects), result=result, rejected=rejected,
                        explanation=explanation)
+
+    def _physical_fixed_msi(self, injection: MsiInjection) -> Outcome | None:
+        """The commonest check in three ioctls and little else: a FIXED physical MSI, no RH, whose
+        destination names one vCPU. Send; read that vCPU's page; if the count is 1 and only this
+        vector's IRR bit appeared there, write the baseline back. Anything else: restore every
+        vCPU and return None, so that ``deliver`` sends it again the general way."""
+        lo, data = injection.address_lo, injection.data
+        if lo & _MSI_LOGICAL_OR_RH or data & _MSI_DELIVERY:  # logical, RH, or not FIXED
+            return None
+        dest = (lo & _MSI_DEST.mask) >> _MSI_DEST.lo
+        if self._vm.use_32bit_ids:
+            if injection.address_hi & 0xFF:
+                return None
+            dest |= injection.address_hi & 0xFFFFFF00
+        handles = self._by_dest.get(dest)
+        if handles is None or len(handles) != 1:
+            return None
+        handle = handles[0]
+        msi = self._msi
+        msi.address_lo, msi.address_hi, msi.data = lo, injection.address_hi, data
+        sent = _ioctl(self._real.vm_fd, s.KVM_SIGNAL_MSI, self._msi_ref)
+        if sent != 1:  # 0, EPERM, EINVAL, or several receivers: let the general path tell
+            if sent > 1:
+                self._restore(_CHANNELS_BY_MODE[DeliveryMode.FIXED], False, None)
+            return None if sent > 1 else self._finish_signal(sent)
+        result = 1
+        lapic = self._lapic
+        if _ioctl(handle.fd, s.KVM_GET_LAPIC, self._lapic_ref) < 0:
+            ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, lapic)  # raises with the errno
+        vector = data & _MSI_VECTOR
+        at = 0x10 * (vector >> 5) + ((vector & 31) >> 3)
+        irr = ctypes.string_at(ctypes.addressof(lapic) + s.APIC_IRR, 0x80)
+        base = handle.baseline_irr
+        if result == 1 and irr[at] == base[at] | 1 << (vector & 7) != base[at] and irr[:at] == base[:at] \
+                and irr[at + 1:] == base[at + 1:]:
+            tmr = bool(lapic.regs[s.APIC_TMR + at] >> (vector & 7) & 1)
+            ioctl_ptr(handle.fd, s.KVM_SET_LAPIC, handle.baseline_state)
+            return quick_outcome("kvm", handle.one_id, (Effect(handle.vcpu_id, EffectKind.IRR, vector, tmr),), result)
+        self._restore(_CHANNELS_BY_MODE[DeliveryMode.FIXED], False, None)
+        return None
+
+    # --- batches ---------------------------------------------------------------------------------
+
+    def deliver_many(self, injections: Sequence[Injection], *, explain: bool = False) -> list[Outcome]:
+        """Each injection as ``deliver`` would judge it, with independent ones sent together.
+
+        FIXED/LOWEST MSIs whose vectors differ are independent: each sets only the IRR (and TMR)
+        bit its vector names, so a batch is sent with one ``KVM_SIGNAL_MSI`` each, observed with
+        one ``KVM_GET_LAPIC`` per vCPU and restored with one ``KVM_SET_LAPIC`` per changed vCPU.
+        Lowest priority joins a batch only with vector hashing (``kvm_vector_to_index``); without
+        it ``apic_arb_prio``, which each delivery bumps, decides the next one, so those go one by
+        one, as does everything else. Where a batch's observation does not account for the count
+        ``KVM_SIGNAL_MSI`` returned, that injection is sent again alone.
+        """
+        if explain:
+            return [self.deliver(i, explain=True) for i in injections]
+        out: list[Outcome | None] = [None] * len(injections)
+        batches: list[dict[int, tuple[int, MsiInjection]]] = []  # vector -> (position, injection)
+        for position, injection in enumerate(injections):
+            mode, rh = _raw_delivery(injection)
+            self._check_expressible(injection, mode, rh)
+            vector = self._batch_vector(injection, mode, rh)
+            if vector is None:
+                out[position] = self.deliver(injection)
+                continue
+            assert isinstance(injection, MsiInjection)
+            for batch in batches:
+                if vector not in batch:
+                    batch[vector] = (position, injection)
+                    break
+            else:
+                batches.append({vector: (position, injection)})
+        for batch in batches:
+            for position, outcome in self._deliver_batch(batch):
+                out[position] = outcome
+        return [o for o in out if o is not None]
+
+    def _batch_vector(self, injection: Injection, mode: DeliveryMode, rh: bool) -> int | None:
+        """The vector that names this injection's effect in a batch, or None if it must go alone."""
+        if type(injection) is not MsiInjection or mode not in (DeliveryMode.FIXED, DeliveryMode.LOWEST):
+            return None
+        if (mode is DeliveryMode.LOWEST or rh) and not self._vm.vector_hashing:
+            return None  # apic_arb_prio arbitration: each delivery changes the next one's choice
+        return injection.data & 0xFF
+
+    def _deliver_batch(self, batch: dict[int, tuple[int, MsiInjection]]) -> list[tuple[int, Outcome]]:
+        sent: list[tuple[int, MsiInjection, int, int | None]] = []
+        lowest = False
+        changed: dict[int, tuple[int, bytes]] = {}  # vcpu_id -> (new IRR bits, page)
+        try:
+            for vector, (position, injection) in batch.items():
+                result, _ = self._signal_msi(injection)
+                sent.append((position, injection, vector, result))
+                lowest = lowest or bool(injection.data & 0x100 or injection.address_lo & 8)
+            lapic = self._lapic
+            address = ctypes.addressof(lapic) + s.APIC_IRR
+            for handle in self._real.vcpus:
+                ioctl_ptr(handle.fd, s.KVM_GET_LAPIC, lapic)
+                if ctypes.string_at(address, 0x80) != handle.baseline_irr:
+                    page = bytes(lapic.regs)
+                    changed[handle.vcpu_id] = (vector_bits(page, s.APIC_IRR) & ~handle.baseline_irr_bits, page)
+        finally:
+            # One write of the baseline per changed vCPU; after LOWEST every vCPU (KVM_SET_LAPIC
+            # is also what resets apic_arb_prio, as the one-by-one path does).
+            for handle in self._real.vcpus:
+                if lowest or handle.vcpu_id in changed:
+                    ioctl_ptr(handle.fd, s.KVM_SET_LAPIC, handle.baseline_state)
+        results: list[tuple[int, Outcome]] = []
+        for position, injection, vector, result in sent:
+            if result is None:
+                results.append((position, Outcome(engine="kvm", receivers=(), rejected="KVM_SIGNAL_MSI: EINVAL")))
+                continue
+            hit = [vid for vid, (bits, _) in changed.items() if bits >> vector & 1]
+            if len(hit) > 1:  # in the order the one-by-one observation reads them
+                rank = {h.vcpu_id: i for i, h in enumerate(self._scan_order(injection))}
+                hit.sort(key=rank.__getitem__)
+            effects = [Effect(vid, EffectKind.IRR, vector, _tmr_bit(changed[vid][1], vector)) for vid in hit]
+            if len(effects) != max(result, 0):
+                # Not accounted for by IRR bits alone (e.g. the physical 0xFF rewrite): alone, as
+                # ``deliver`` sends it, against the restored state.
+                results.append((position, self.deliver(injection)))
+                continue
+            receivers = tuple(sorted({e.vcpu_id for e in effects}))
+            results.append((position, quick_outcome("kvm", receivers, tuple(effects), result)))
+        return results
 
     def _check_expressible(self, injection: Injection, mode: DeliveryMode, rh: bool) -> None:
         if isinstance(injection, IcrInjection):
@@ -377,6 +494,18 @@ class KvmVm(PreparedBase):
                                  f"smm={host}")
         if check is SmiCheck.KVM_BUILT_WITH_SMM and vm.kvm_smm != host:
             raise NotExpressible(f"the scenario has kvm_smm={vm.kvm_smm}; this host's KVM has SMM={host}")
+
+    @staticmethod
+    def _finish_signal(sent: int) -> Outcome:
+        """The outcome of a KVM_SIGNAL_MSI that reached nobody: 0, -1 (EPERM) or EINVAL."""
+        if sent >= 0:
+            return quick_outcome("kvm", (), (), sent)
+        err = ctypes.get_errno()
+        if err == errno.EPERM:
+            return quick_outcome("kvm", (), (), -1)
+        if err == errno.EINVAL:
+            return Outcome(engine="kvm", receivers=(), rejected="KVM_SIGNAL_MSI: EINVAL")
+        raise KvmIoctlError("KVM_SIGNAL_MSI", err)
 
     def _signal_msi(self, injection: MsiInjection) -> tuple[int | None, str | None]:
         msi = self._msi
@@ -414,7 +543,8 @@ class KvmVm(PreparedBase):
     # --- observation -------------------------------------------------------------------------------
 
     def _prepare_mp_states(self, mode: DeliveryMode) -> bool:
-        """SIPI only acts on a vCPU in INIT_RECEIVED, so put every vCPU there first (§6.4)."""
+        """SIPI only acts on a vCPU in INIT_RECEIVED, so put every vCPU there first
+        (docs/routing.md#acceptance-per-delivery-mode)."""
         if mode is not DeliveryMode.SIPI:
             return False
         mp = self._mp
@@ -427,7 +557,7 @@ class KvmVm(PreparedBase):
         handles = self._real.vcpus
         if not isinstance(injection, MsiInjection) or injection.address_lo & (1 << 2):
             return handles
-        dest = (injection.address_lo >> 12) & 0xFF | injection.address_hi & 0xFFFFFF00
+        dest = MSI_ADDRESS_LAYOUT.get(injection.address_lo, "dest") | injection.address_hi & 0xFFFFFF00
         first = self._by_dest.get(dest) or self._by_dest.get(dest & 0xFF)
         if not first:
             return handles
@@ -437,7 +567,9 @@ class KvmVm(PreparedBase):
         effects: list[Effect] = []
         for handle in order:
             if count is not None and len(effects) >= count:
-                break  # KVM_SIGNAL_MSI told how many accepted: the rest have nothing (§5)
+                # KVM_SIGNAL_MSI told how many accepted: the rest have nothing
+                # (docs/routing.md#kvm-msi-and-ioapic-decoding)
+                break
             effects.extend(self._observe_one(handle, channels))
         return effects
 
@@ -449,7 +581,7 @@ class KvmVm(PreparedBase):
             irr = ctypes.string_at(ctypes.addressof(self._lapic) + s.APIC_IRR, 0x80)
             if irr != handle.baseline_irr:
                 page = bytes(self._lapic.regs)
-                new_irr = _vector_bits(page, s.APIC_IRR) & ~handle.baseline_irr_bits
+                new_irr = vector_bits(page, s.APIC_IRR) & ~handle.baseline_irr_bits
                 while new_irr:
                     v = (new_irr & -new_irr).bit_length() - 1
                     new_irr &= new_irr - 1
@@ -461,7 +593,8 @@ class KvmVm(PreparedBase):
             if self._events.smi_pending:
                 found.append(Effect(vid, EffectKind.SMI))
         if MP in channels:
-            # KVM_GET_MP_STATE processes latched INIT/SIPI (§1.6): INIT moves a non-BSP vCPU to
+            # KVM_GET_MP_STATE processes latched INIT/SIPI (docs/routing.md#reset-and-init-in-kvm): INIT moves a non-BSP
+            # vCPU to
             # INIT_RECEIVED; a SIPI moves one in INIT_RECEIVED to RUNNABLE.
             ioctl_ptr(handle.fd, s.KVM_GET_MP_STATE, self._mp)
             state = self._mp.mp_state

@@ -29,7 +29,7 @@ def kvm_available(path: str = "/dev/kvm") -> tuple[bool, str]:
 
 
 def vector_hashing() -> bool | None:
-    """kvm.vector_hashing (read-only at run time, kvm-routing.md §3)."""
+    """kvm.vector_hashing (read-only at run time, docs/routing.md#kvm-fast-path)."""
     try:
         return Path("/sys/module/kvm/parameters/vector_hashing").read_text().strip() in ("Y", "1")
     except OSError:

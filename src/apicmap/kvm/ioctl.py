@@ -78,7 +78,7 @@ def check_extension(fd: int, cap: int) -> int:
 
 def supported_cpuid_with_x2apic(kvm_fd: int) -> s.KvmCpuid2:
     """KVM_GET_SUPPORTED_CPUID with CPUID.1:ECX[21] (x2APIC) set: without it EXTD is a reserved
-    APIC base bit, even for host writes (kvm-routing.md §1.2, §9)."""
+    APIC base bit, even for host writes (docs/routing.md#mode-from-the-apic-base, docs/routing.md#the-projects-host)."""
     cpuid = s.KvmCpuid2()
     cpuid.nent = s.MAX_CPUID_ENTRIES
     ioctl_ptr(kvm_fd, s.KVM_GET_SUPPORTED_CPUID, cpuid)
@@ -90,7 +90,7 @@ def supported_cpuid_with_x2apic(kvm_fd: int) -> s.KvmCpuid2:
 
 def signal_msi(vm_fd: int, msi: s.KvmMsi) -> int | None:
     """KVM_SIGNAL_MSI's value: the count, 0, -1 for EPERM (the slow path matched nobody,
-    kvm-routing.md §5), or None for EINVAL."""
+    docs/routing.md#kvm-msi-and-ioapic-decoding), or None for EINVAL."""
     result, err = ioctl_raw(vm_fd, s.KVM_SIGNAL_MSI, msi)
     if result >= 0:
         return result

@@ -1,4 +1,4 @@
-"""KVM's optimized APIC map (kvm-routing.md §2), built in one O(n) walk of the vCPUs.
+"""KVM's optimized APIC map (docs/routing.md#kvm-the-optimized-map), built in one O(n) walk of the vCPUs.
 
 Slots hold creation indexes (positions in ``VmState.vcpus``), not vCPU objects, so the map
 is a plain value. ``phys is None`` is KVM's NULL map: every delivery takes the slow path.
@@ -15,7 +15,8 @@ from apicmap.model.policy import IdModifiedInhibit, KernelPolicy, LogicalMapRule
 
 
 class LogicalMode(enum.Enum):
-    """v6.3+ ``logical_mode`` (kvm-routing.md §2.3). Pre-6.3 bitmask states map onto these too."""
+    """v6.3+ ``logical_mode`` (docs/routing.md#current-algorithm-v63-and-later). Pre-6.3 bitmask states map onto these
+    too."""
 
     SW_DISABLED = "SW_DISABLED"  # no sw-enabled APIC with LDR != 0 (6.3+: logical drops)
     XAPIC_CLUSTER = "XAPIC_CLUSTER"
@@ -25,7 +26,7 @@ class LogicalMode(enum.Enum):
     INVALID = "INVALID"  # pre-6.3: bitmask empty or mixed, lookups fail -> slow path
 
 
-# Pre-6.3 mode bits (kvm-routing.md §2.5 step 4).
+# Pre-6.3 mode bits (docs/routing.md#legacy-algorithm-v411-to-v62 step 4).
 _LEGACY_BITS = {LogicalMode.XAPIC_CLUSTER: 4, LogicalMode.XAPIC_FLAT: 8, LogicalMode.X2APIC: 16}
 _LEGACY_BY_BITS = {bits: mode for mode, bits in _LEGACY_BITS.items()}
 
@@ -106,7 +107,7 @@ def build_map(vm: VmState, policy: KernelPolicy) -> ApicMap:
 
     for index, v in enumerate(vcpus):
         if v.mode is ApicMode.DISABLED:
-            continue  # not present: in neither map (§1.3)
+            continue  # not present: in neither map (docs/routing.md#hardware-enable-and-software-enable)
         x2 = v.mode is ApicMode.X2APIC
         # --- physical part ---
         if (policy.apic_id_modified_inhibit is IdModifiedInhibit.RECOMPUTED_U8
@@ -116,13 +117,15 @@ def build_map(vm: VmState, policy: KernelPolicy) -> ApicMap:
             # <= 4.10 recalculate_apic_map: phys_map[kvm_apic_id] = apic, the last one wins.
             phys[v.vcpu_id if x2 else v.xapic_id] = index
         elif hotplug_hack:
-            # §2.5 steps 1-2 / §2.3 with x2apic_format: hotplug hack, first xAPIC claimant wins.
+            # docs/routing.md#legacy-algorithm-v411-to-v62 steps 1-2 / docs/routing.md#current-algorithm-v63-and-later
+            # with x2apic_format: hotplug hack, first xAPIC claimant wins.
             if x2 or v.vcpu_id > 0xFF:
                 phys[v.vcpu_id] = index
             if not x2 and phys[v.xapic_id] is None:
                 phys[v.xapic_id] = index
         else:
-            # §2.3 without x2apic_format: architectural; any alias discards the whole map.
+            # docs/routing.md#current-algorithm-v63-and-later without x2apic_format: architectural; any alias discards
+            # the whole map.
             pid = v.vcpu_id if x2 else v.xapic_id
             holder = phys[pid]
             if holder is not None:
@@ -142,7 +145,8 @@ def build_map(vm: VmState, policy: KernelPolicy) -> ApicMap:
         elif ldr:
             this_mode = LogicalMode.XAPIC_FLAT if v.dfr == DFR_FLAT else LogicalMode.XAPIC_CLUSTER
         else:
-            continue  # LDR == 0: no logical presence at all (6ea567ca003a; §2.5 step 4)
+            # LDR == 0: no logical presence at all (6ea567ca003a; docs/routing.md#legacy-algorithm-v411-to-v62 step 4)
+            continue
         if strict:
             if mode is LogicalMode.SW_DISABLED:
                 mode = this_mode
@@ -173,7 +177,8 @@ def build_map(vm: VmState, policy: KernelPolicy) -> ApicMap:
                 continue
             clusters[row][bit] = index
         else:
-            # §2.5 steps 4-6: OR the mode bit in; place only while the bitmask is one mode.
+            # docs/routing.md#legacy-algorithm-v411-to-v62 steps 4-6: OR the mode bit in; place only while the bitmask
+            # is one mode.
             legacy_bits |= _LEGACY_BITS[this_mode]
             current = _LEGACY_BY_BITS.get(legacy_bits)
             if current is None:
@@ -222,7 +227,8 @@ def _null_map(max_id: int, policy: KernelPolicy, reason: str, id_modified: bool)
 
 
 def _logical_slot(mode: LogicalMode, logical_id: int) -> tuple[int, int]:
-    """(cluster row, member mask) of an 8-bit xAPIC logical ID in ``mode`` (§2.3)."""
+    """(cluster row, member mask) of an 8-bit xAPIC logical ID in ``mode``
+    (docs/routing.md#current-algorithm-v63-and-later)."""
     if mode is LogicalMode.XAPIC_FLAT:
         return 0, logical_id & 0xFF
     return (logical_id >> 4) & 0xF, logical_id & 0xF

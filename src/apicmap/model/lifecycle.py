@@ -1,9 +1,10 @@
-"""KVM's map lifecycle over a sequence of VMM operations (kvm-routing.md §2.2).
+"""KVM's map lifecycle over a sequence of VMM operations (docs/routing.md#when-the-map-is-rebuilt).
 
 The optimized map is recomputed only at recalculation points, and only when dirty:
 - ``KVM_CREATE_VCPU``: the reset recalculates the map *before* the new vCPU is published, so
-  the map misses the last-created vCPU until the next dirtying event (§2.2(a));
-- ``KVM_ENABLE_CAP(X2APIC_API)`` dirties nothing: the map keeps the old flag semantics (§2.2(b));
+  the map misses the last-created vCPU until the next dirtying event (docs/routing.md#when-the-map-is-rebuilt);
+- ``KVM_ENABLE_CAP(X2APIC_API)`` dirties nothing: the map keeps the old flag semantics
+(docs/routing.md#when-the-map-is-rebuilt);
 - an APIC base write that changes the value, and every ``KVM_SET_LAPIC``, dirty and recalculate;
   except, up to 6.2, a host-forced x2APIC -> xAPIC switch (EXTD cleared, EN kept): before
   052c3b99cbc8 "KVM: x86: Reinitialize xAPIC ID when userspace forces x2APIC => xAPIC",
@@ -54,14 +55,15 @@ class ModelLifecycle:
         self.vm = self.vm.with_vcpu(vcpu)
 
     def create_vcpu(self, vcpu_id: int) -> None:
-        # RESET: xAPIC mode, ID = vcpu_id & 0xFF, sw-disabled (SVR 0xFF), LDR 0, DFR flat (§1.6).
+        # RESET: xAPIC mode, ID = vcpu_id & 0xFF, sw-disabled (SVR 0xFF), LDR 0, DFR flat
+        # (docs/routing.md#reset-and-init-in-kvm).
         before = self.vm
         self.vm = replace(self.vm, vcpus=(*self.vm.vcpus, Vcpu(vcpu_id, ApicMode.XAPIC, False)))
         # The reset's recalculation sees only the vCPUs published before this one.
         self._recalculate(before if self.stale_after_create else None)
 
     def enable_cap(self, use_32bit_ids: bool, disable_broadcast_quirk: bool) -> None:
-        # Flags are sticky: they can be set, never cleared (§7).
+        # Flags are sticky: they can be set, never cleared (docs/routing.md#kvm-x2apic_api).
         self.vm = replace(self.vm, use_32bit_ids=self.vm.use_32bit_ids or use_32bit_ids,
                           disable_broadcast_quirk=self.vm.disable_broadcast_quirk or disable_broadcast_quirk)
         if not self.stale_after_enable_cap:
@@ -70,9 +72,10 @@ class ModelLifecycle:
     def set_apic_base(self, vcpu_id: int, mode: ApicMode) -> None:
         v = self.vm.vcpu(vcpu_id)
         if v.mode is mode:
-            return  # an unchanged value is a no-op (§1.2)
+            return  # an unchanged value is a no-op (docs/routing.md#mode-from-the-apic-base)
         if mode is ApicMode.XAPIC and v.mode is ApicMode.DISABLED:
-            v = replace(v, mode=mode, xapic_id=vcpu_id & 0xFF)  # EN 0->1 resets the xAPIC ID (§1.7)
+            # EN 0->1 resets the xAPIC ID (docs/routing.md#mode-transitions-in-kvm)
+            v = replace(v, mode=mode, xapic_id=vcpu_id & 0xFF)
         elif mode is ApicMode.X2APIC:
             v = replace(v, mode=mode, ldr=x2apic_ldr(vcpu_id), x2apic_ldr_reg=-1)
         elif mode is ApicMode.XAPIC and v.mode is ApicMode.X2APIC:

@@ -21,6 +21,7 @@ from apicmap.domain.engine import ENGINE_NAMES
 from apicmap.errors import InputError
 from apicmap.files.scenario import Scenario, load_scenario, parse_scenario
 from apicmap.kernels.cli import add_on_option, kvm_engine_for
+from apicmap.kernels.remote import RemoteKvmEngine
 from apicmap.model.policy import NEWEST, VARIANTS, KernelPolicy, parse_release, policy_for_release
 
 Handler = Callable[[argparse.Namespace], int]
@@ -196,10 +197,9 @@ def kvm_target_for(args: argparse.Namespace) -> Iterator[KvmTarget | None]:
         yield None
         return
     with kvm_engine_for(args) as engine:
-        release = getattr(engine, "upstream_release", None)
-        assert isinstance(release, str)
-        sys.stderr.write(f"apicmap: note: --on {args.on}: KVM of Linux {release}\n")
-        yield KvmTarget(engine, release)
+        assert isinstance(engine, RemoteKvmEngine)
+        sys.stderr.write(f"apicmap: note: --on {args.on}: KVM of Linux {engine.upstream_release}\n")
+        yield KvmTarget(engine, engine.upstream_release, engine.host_report)
 
 
 # --- output -------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from apicmap.app.commands.common import Parents, add_command, kernel_choice, positive_float, print_json
@@ -14,7 +15,7 @@ from apicmap.errors import InputError
 def register(subparsers: Any, parents: Parents) -> None:
     parser = add_command(subparsers, "fuzz",
                          "differential fuzzing of the model against the kernel or the architecture",
-                         [parents.json, parents.kernel], handle)
+                         [parents.json, parents.kernel, parents.on], handle)
     parser.add_argument("--against", choices=("kvm", "arch"), default="kvm", help="what the model is compared with")
     parser.add_argument("--time", type=positive_float, default=60.0, metavar="SECONDS", help="how long to fuzz")
     parser.add_argument("--seed", type=int, metavar="N",
@@ -26,6 +27,9 @@ def register(subparsers: Any, parents: Parents) -> None:
                         help="fuzz VMM operation sequences (kvm only): rediscover map-lifecycle behaviours")
     parser.add_argument("--tracking", action="store_true",
                         help="with --stateful: compare with the model that tracks recalculation points")
+    parser.add_argument("--profiles", metavar="A,B",
+                        help="fuzz one hypervisor profile against another (model vs model, e.g. kvm,qemu); "
+                             "findings grouped by the profile rule that differs")
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -47,6 +51,19 @@ def handle(args: argparse.Namespace) -> int:
 
         check_output_dir(args.out, "--out")
     kernel_choice(args.kernel, None)
+    if args.profiles is not None:
+        if args.stateful or args.jobs != 1 or "--against" in sys.argv[1:]:
+            raise InputError("--profiles", "compares two profiles in one campaign, not the model with an engine",
+                             "--profiles A,B without --against, --stateful and --jobs")
+        from apicmap.app.fuzz_profiles import run_fuzz_profiles
+
+        return run_fuzz_profiles(args.profiles, args.kernel, args.time, args.seed if args.seed is not None else 0,
+                                 args.out, args.json)
+    if args.on:
+        if args.against != "kvm" or args.stateful or args.jobs != 1 or args.profiles is not None:
+            raise InputError("--on", "fuzzes the model against a booted kernel's KVM in one campaign",
+                             "--against kvm, without --stateful, --jobs and --profiles")
+        return _on(args)
     if args.against == "kvm":
         from apicmap.kvm.host import kvm_available
 
@@ -86,3 +103,17 @@ def _stateful(args: argparse.Namespace) -> int:
             print(f"  [{b['found_after_s']}s] {b['behaviour']} ({b['steps']} steps)"
                   + (f": {b['reproducer']}" if b["reproducer"] else ""))
     return 1 if found else 0
+
+
+def _on(args: argparse.Namespace) -> int:
+    """One campaign against the KVM of a booted kernel; the model follows its release."""
+    from apicmap.app.commands.common import kvm_target_for
+    from apicmap.app.fuzz import run_fuzz
+    from apicmap.fuzz.strategies import Profile
+
+    with kvm_target_for(args) as target:
+        assert target is not None
+        report = target.report
+        profile = Profile(vector_hashing=bool(report.get("vector_hashing", True)), smm=bool(report.get("smm")))
+        return run_fuzz("kvm", args.kernel or target.release, args.time, args.seed, 1, args.out, args.json,
+                        kvm_engine=target.engine, kvm_profile=profile)

@@ -29,6 +29,9 @@ def register(subparsers: Any, parents: Parents) -> None:
                          "for one file, a list of objects (in file order) for several.")
     parser.add_argument("files", nargs="+", metavar="FILE", help="scenario files (TOML); - reads one from stdin")
     parser.add_argument("--engine", choices=ENGINE_NAMES, default="model", help="the engine that judges")
+    parser.add_argument("--profile", metavar="NAME[@VERSION]",
+                        help="another hypervisor's routing instead of KVM's (the model engine only; "
+                             "docs/profiles/README.md): qemu, qemu@7.2, xen, bhyve, crosvm, openvmm, ...")
     parser.add_argument("--all-kernels", action="store_true",
                         help="the model on every release range, collapsed where equal, each change with its commits")
 
@@ -62,6 +65,9 @@ def handle(args: argparse.Namespace) -> int:
         return run_all_kernels(args.files[0], explain=False, as_json=args.json)
     if args.kernel is not None and args.engine != "model":
         raise InputError("--kernel", f"does not apply to the {args.engine} engine", "--engine model")
+    if args.profile is not None and (args.engine != "model" or args.all_kernels):
+        raise InputError("--profile", "replaces the model's KVM rules by another hypervisor's",
+                         "--profile with --engine model, without --all-kernels")
     if args.on and args.engine != "kvm":
         raise InputError("--on", f"runs the kvm engine inside a booted kernel, not {args.engine}", "--engine kvm")
     scenarios = [read_scenario(path) for path in args.files]  # every file is checked before any runs
@@ -73,12 +79,19 @@ def _run(args: argparse.Namespace, scenarios: list[Scenario], target: KvmTarget 
     payloads: list[dict[str, object]] = []
     failed_any = False
     for i, scenario in enumerate(scenarios):
-        results = run_scenario(scenario, args.engine, args.kernel, explain=bool(args.json), kvm=target)
+        if args.profile is not None:
+            from apicmap.app.profile_run import run_with_profile
+
+            results = run_with_profile(scenario, args.profile, args.kernel, explain=bool(args.json))
+        else:
+            results = run_scenario(scenario, args.engine, args.kernel, explain=bool(args.json), kvm=target)
         failed = any(r.check is Check.FAIL for r in results)
         failed_any |= failed
         kernel = kernel_choice(args.kernel, scenario, quiet=i > 0) if args.engine == "model" else None
         if args.json:
             payload: dict[str, object] = {"scenario": scenario.path, "engine": args.engine}
+            if args.profile is not None:
+                payload["profile"] = args.profile
             if kernel is not None:
                 payload["kernel"] = kernel
             if target is not None:
@@ -88,6 +101,8 @@ def _run(args: argparse.Namespace, scenarios: list[Scenario], target: KvmTarget 
             payloads.append(payload)
             continue
         title = f"{scenario.path} on {args.engine}" + (f" (Linux {target.release}, booted)" if target else "")
+        if args.profile is not None:
+            title = f"{scenario.path} under profile {args.profile}"
         if kernel is not None:
             title += f" (KVM {kernel['releases']})"
         rows = [[f"{r.case.index}", r.case.name, outcome_cell(r), return_cell(r.outcome),
