@@ -104,6 +104,8 @@ def test_version_and_help_show_defaults() -> None:
     from apicmap import __version__
 
     assert apicmap("--version").stdout.strip() == f"apicmap {__version__}"
+    nothing = apicmap()
+    assert nothing.returncode == 2 and "(allowed: run, explain, map, decode, check" in nothing.stderr
     for command in ("run", "explain", "map", "decode", "check", "fuzz", "conformance", "bench", "host"):
         proc = apicmap(command, "--help")
         assert proc.returncode == 0, command
@@ -141,7 +143,8 @@ def test_bad_arguments_are_one_line_naming_the_option() -> None:
                          (("run", PATCH, "--engine", "arch", "--kernel", "6.2"), "--kernel"),
                          (("map", PATCH, "--all-kernels", "--svg", "x.svg"), "--svg"),
                          (("explain", PATCH, "--interrupt", "9"), "--interrupt"),
-                         (("explain", PATCH, "--vcpu", "x"), "--vcpu")):
+                         (("explain", PATCH, "--vcpu", "x"), "--vcpu"),
+                         (("explain", PATCH, "--vcpu", "7-9"), "--vcpu")):
         proc = apicmap(*args)
         assert proc.returncode == 2, args
         assert len(proc.stderr.splitlines()) == 1 and option in proc.stderr, (args, proc.stderr)
@@ -269,3 +272,15 @@ def test_check_shows_qemu_without_judging_it_by_kvm_expectations() -> None:
     vcpu256 = str(ROOT / "examples" / "vcpu256-xapic.toml")
     other = json.loads(apicmap("check", vcpu256, "--engines", "model,qemu", "--json").stdout)
     assert all(case["qemu"]["not_expressible"] for case in other["interrupts"])
+
+
+def test_check_reads_a_sequence_from_stdin() -> None:
+    sequence = ('[[step]]\nop = "create_vcpu"\nvcpu_id = 0\n[[step]]\nop = "create_vcpu"\nvcpu_id = 1\n'
+                '[[step]]\nop = "signal_msi"\nmsi = { address = 0xFEE01000, data = 0x40 }\n')
+    proc = subprocess.run([sys.executable, "-m", "apicmap", "check", "-", "--json"], input=sequence,
+                          capture_output=True, text=True, cwd=ROOT)
+    payload = json.loads(proc.stdout)
+    assert payload["sequence"] == "<stdin>" and [r["step"] for r in payload["signals"]] == [3]
+    flagged = subprocess.run([sys.executable, "-m", "apicmap", "check", "-", "--kernel", "6.2"], input=sequence,
+                             capture_output=True, text=True, cwd=ROOT)
+    assert flagged.returncode == 2 and "does not apply to a sequence file" in flagged.stderr

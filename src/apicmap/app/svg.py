@@ -178,7 +178,7 @@ def _slot(svg: _Svg, parent: ET.Element, x: float, y: float, pid: int | None, me
         rect = ET.SubElement(node, "rect", {"class": "vcpu", "data-vcpu": str(vm.vcpus[index].vcpu_id),
                                             "data-category": mark.category.key, "x": f"{x + 1 + k * width:g}",
                                             "y": str(y + 1), "width": f"{width:g}", "height": str(CELL_H - 2),
-                                            "fill": mark.category.fill})
+                                            "fill": mark.category.fill, "stroke": "white", "stroke-width": "1"})
         ET.SubElement(rect, "title").text = mark.tooltip
     dark = members and marks[members[0]].category.key in ("in-map", "map-null", "absent", "received", "refused")
     ink = "white" if dark else "#222222"

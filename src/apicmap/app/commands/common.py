@@ -34,6 +34,9 @@ CHECKED_UP_TO = (6, 18)
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line, exit 2, no usage dump (DEVELOPERS.md: bad input).
+        commands = [a for a in self._actions if isinstance(a, argparse._SubParsersAction)]
+        if commands and "required" in message:
+            message += f" (allowed: {', '.join(commands[0].choices)})"
         sys.stderr.write(f"apicmap: error: {self.prog}: {message}\n")
         raise SystemExit(2)
 

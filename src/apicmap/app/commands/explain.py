@@ -17,7 +17,7 @@ from apicmap.app.commands.common import (
     write_output,
 )
 from apicmap.app.commands.run import outcome_cell, return_cell
-from apicmap.app.render import parse_vcpu_list, wrap
+from apicmap.app.render import parse_vcpu_list, vcpu_set, wrap
 from apicmap.app.runner import CaseResult, KvmTarget, run_scenario
 from apicmap.errors import InputError
 from apicmap.explain import render
@@ -84,6 +84,10 @@ def handle(args: argparse.Namespace) -> int:
     if args.svg and count == 0:
         raise InputError("--svg", f"{scenario.path} has no [[interrupt]] to draw", "a scenario with interrupts")
     wanted = parse_vcpu_list(args.vcpu, "--vcpu") if args.vcpu else None
+    if wanted is not None:
+        ids = {v.vcpu_id for v in scenario.vm.vcpus}
+        if not wanted & ids:
+            raise InputError("--vcpu", f"no such vCPU in {scenario.path}", f"the scenario's vCPUs, {vcpu_set(ids)}")
     engines = args.engines
     if args.svg and "model" not in engines:
         engines = (*engines, "model")
