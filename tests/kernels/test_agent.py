@@ -107,7 +107,8 @@ def test_kvm_engine_errors_keep_their_type() -> None:
         handle = client.call("prepare", vm=encode_vm(ALIASED))["result"]["handle"]
         from apicmap import IcrInjection
 
-        reply = client.call("deliver", handle=handle, injections=[encode_injection(IcrInjection(0, 0x40))])
+        nmi_from_xapic_source = IcrInjection(0, 0x400)  # would act on the source while its guest code runs
+        reply = client.call("deliver", handle=handle, injections=[encode_injection(nmi_from_xapic_source)])
         assert type(decode_error(reply["error"])) is NotExpressible
         ok = client.call("deliver", handle=handle, injections=[encode_injection(TO_ID_1)])
         assert decode_outcome(ok["result"]["outcomes"][0]).same_as(make_engine("kvm").prepare(ALIASED).deliver(TO_ID_1))
