@@ -15,6 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "apicmap"
 RANK = {
     "errors": 0,
     "version": 0,
+    "cache": 0,
     "encoding": 1,
     "domain": 2,
     "decode": 3,

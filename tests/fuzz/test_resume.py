@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from apicmap.fuzz.campaign import Campaign, FuzzStore, cache_dir, default_store
+from apicmap.cache import cache_root
+from apicmap.fuzz.campaign import Campaign, FuzzStore, default_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,12 +60,12 @@ def test_findings_keep_their_scenario_without_out_and_come_in_time_order() -> No
 
 def test_store_remembers_and_default_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APICMAP_CACHE", str(tmp_path))
-    assert cache_dir() == tmp_path
+    assert cache_root() == tmp_path
     store = default_store("kvm", "6.2")
     assert store.database == tmp_path / "fuzz-db" / "kvm-6.2"
     monkeypatch.delenv("APICMAP_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert cache_dir() == tmp_path / "xdg" / "apicmap"
+    assert cache_root() == tmp_path / "xdg" / "apicmap"
 
 
 def test_second_campaign_does_not_report_saved_findings(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from apicmap.domain.engine import deliver_each
 from apicmap.domain.outcome import Outcome
 from apicmap.errors import NotExpressible
 from apicmap.files.scenario import load_scenario
@@ -32,16 +33,7 @@ def _kernel_outcomes(session: GuestSession, path: Path) -> list[Outcome | None]:
     scenario = load_scenario(path)
     injections = [case.injection for case in scenario.interrupts]
     with session.engine().prepare(scenario.vm) as prepared:
-        try:
-            return list(prepared.deliver_many(injections))
-        except NotExpressible:
-            found: list[Outcome | None] = []
-            for injection in injections:
-                try:
-                    found.append(prepared.deliver(injection))
-                except NotExpressible:
-                    found.append(None)
-            return found
+        return [None if isinstance(o, NotExpressible) else o for o in deliver_each(prepared, injections)]
 
 
 def _disagreements(session: GuestSession) -> tuple[int, list[str]]:

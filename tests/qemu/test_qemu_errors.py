@@ -67,6 +67,6 @@ def test_guest_is_cached_and_rebuilt_when_its_source_changes(monkeypatch: pytest
 def test_xdg_cache_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("APICMAP_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert build.cache_dir() == tmp_path / "apicmap"
+    assert build.cache_root() == tmp_path / "apicmap"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert build.cache_dir() == Path.home() / ".cache" / "apicmap"
+    assert build.cache_root() == Path.home() / ".cache" / "apicmap"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apicmap.app.render import plain_table, vcpu_set
+from apicmap.domain.engine import deliver_each
 from apicmap.domain.outcome import Outcome
 from apicmap.errors import NotExpressible
 from apicmap.explain import outcome_json
@@ -89,13 +90,9 @@ def compare_scenario(scenario: Scenario, profiles: Sequence[str], kernel: str | 
             columns[name] = [Cell(name, None, str(err)) for _ in scenario.interrupts]
             continue
         with prepared:
-            column = []
-            for case in scenario.interrupts:
-                try:
-                    column.append(Cell(name, prepared.deliver(case.injection, explain=True)))
-                except NotExpressible as err:
-                    column.append(Cell(name, None, str(err)))
-            columns[name] = column
+            outcomes = deliver_each(prepared, [case.injection for case in scenario.interrupts], explain=True)
+            columns[name] = [Cell(name, None, str(o)) if isinstance(o, NotExpressible) else Cell(name, o)
+                             for o in outcomes]
     vcpus = scenario.vm.vcpu_ids
     rows = []
     for i, case in enumerate(scenario.interrupts):

@@ -7,6 +7,7 @@ only under the ``kvm`` profile; under any other profile every case reports ``n/a
 from __future__ import annotations
 
 from apicmap.app.runner import CaseResult, Check, run_scenario
+from apicmap.domain.engine import deliver_each
 from apicmap.errors import NotExpressible
 from apicmap.files.scenario import Scenario
 from apicmap.profiles import profile_engine
@@ -28,11 +29,11 @@ def run_with_profile(scenario: Scenario, profile: str | None, kernel: str | None
                 for case in scenario.interrupts]
     results: list[CaseResult] = []
     with prepared:
-        for case in scenario.interrupts:
-            try:
-                outcome = prepared.deliver(case.injection, explain=explain)
-            except NotExpressible as err:
-                results.append(CaseResult(case, policy.key, None, str(err), Check.NOT_APPLICABLE, "not expressible"))
+        outcomes = deliver_each(prepared, [case.injection for case in scenario.interrupts], explain=explain)
+        for case, outcome in zip(scenario.interrupts, outcomes, strict=True):
+            if isinstance(outcome, NotExpressible):
+                results.append(CaseResult(case, policy.key, None, str(outcome), Check.NOT_APPLICABLE,
+                                          "not expressible"))
                 continue
             expected = case.expected_for("model")
             check = Check.NONE if expected is None and case.expect_return is None else Check.NOT_APPLICABLE

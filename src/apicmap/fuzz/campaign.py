@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -28,7 +27,8 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase, InMemoryExampleDatabase
 
 from apicmap.arch.engine import ArchEngine
-from apicmap.domain.engine import Engine
+from apicmap.cache import cache_root
+from apicmap.domain.engine import Engine, deliver_each
 from apicmap.domain.message import Injection
 from apicmap.domain.outcome import Outcome
 from apicmap.domain.vm import VmState
@@ -62,15 +62,6 @@ class Finding:
                 "other": list(self.other.receivers), "other_return": self.other.result,
                 "model_detail": _detail(self.model, self.other), "other_detail": _detail(self.other, self.model),
                 "explained_by": self.explained_by, "reproducer": self.reproducer, "scenario": self.scenario}
-
-
-def cache_dir() -> Path:
-    """``$APICMAP_CACHE``, else ``$XDG_CACHE_HOME/apicmap``, else ``~/.cache/apicmap``."""
-    if os.environ.get("APICMAP_CACHE"):
-        return Path(os.environ["APICMAP_CACHE"])
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]) / "apicmap"
-    return Path.home() / ".cache" / "apicmap"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +100,7 @@ class FuzzStore:
 def default_store(against: str, kernel: str | None) -> FuzzStore:
     """Without ``--out``: ``<cache>/fuzz-db/<against>-<kernel>/`` and ``<against>-<kernel>.findings.json``."""
     name = f"{against}-{kernel or 'newest'}"
-    root = cache_dir() / "fuzz-db"
+    root = cache_root() / "fuzz-db"
     return FuzzStore(root / name, root / f"{name}.findings.json")
 
 
@@ -254,18 +245,12 @@ class Campaign:
             return
         # Both engines in batches (the kvm engine sends independent MSIs together); where one
         # injection is not expressible, the other engine's side goes one by one.
-        try:
-            batch: list[Outcome | None] = list(other_vm.deliver_many(injections))
-        except NotExpressible:
-            batch = [None] * len(injections)
+        batch = deliver_each(other_vm, injections)
         mine = model_vm.deliver_many(injections)
         for injection, ours, theirs in zip(injections, mine, batch, strict=True):
-            if theirs is None:
-                try:
-                    theirs = other_vm.deliver(injection)
-                except NotExpressible:
-                    self.skipped += 1
-                    continue
+            if isinstance(theirs, NotExpressible):
+                self.skipped += 1
+                continue
             self.pairs += 1
             if self.progress is not None and self.pairs % 256 == 0:
                 self.progress(self)

@@ -14,17 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from apicmap.cache import cache_root as cache_root  # re-exported: the kernels' root
+
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
-
-
-def cache_root(environ: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if environ is None else environ
-    if env.get("APICMAP_CACHE"):
-        return Path(env["APICMAP_CACHE"]).expanduser()
-    if env.get("XDG_CACHE_HOME"):
-        return Path(env["XDG_CACHE_HOME"]).expanduser() / "apicmap"
-    return Path(env.get("HOME") or Path.home()).expanduser() / ".cache" / "apicmap"
 
 
 def kernels_dir(root: Path | None = None) -> Path:

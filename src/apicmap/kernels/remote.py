@@ -362,11 +362,3 @@ class RemoteKvmEngine(Closing):
     def prepare(self, vm: VmState) -> RemotePreparedVm:
         result = self.session.request({"op": "prepare", "vm": encode_vm(vm)})
         return RemotePreparedVm(self.session, int(result["handle"]), vm)
-
-    def deliver_many(self, vm: VmState, injections: Sequence[Injection], *, explain: bool = False) -> list[Outcome]:
-        """Prepare ``vm``, deliver every injection, close it."""
-        prepared = self.prepare(vm)
-        try:
-            return prepared.deliver_many(injections, explain=explain)
-        finally:
-            prepared.close()

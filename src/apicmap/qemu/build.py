@@ -15,6 +15,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from apicmap.cache import cache_root
 from apicmap.errors import ApicmapError
 
 GUEST_SOURCES = ("guest.h", "boot.S", "guest.c", "link.ld")
@@ -28,16 +29,6 @@ CFLAGS = (
 
 class GuestBuildError(ApicmapError):
     """gcc is missing or could not build the guest."""
-
-
-def cache_dir() -> Path:
-    explicit = os.environ.get("APICMAP_CACHE")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg) / "apicmap"
-    return Path.home() / ".cache" / "apicmap"
 
 
 def find_gcc() -> str | None:
@@ -67,7 +58,7 @@ def guest_elf() -> Path:
     for name in GUEST_SOURCES:
         digest.update(name.encode() + b"\0" + sources[name] + b"\0")
     digest.update(" ".join(CFLAGS).encode() + b"\0" + _compiler_version(gcc).encode())
-    target = cache_dir() / f"guest-{digest.hexdigest()[:16]}.elf"
+    target = cache_root() / f"guest-{digest.hexdigest()[:16]}.elf"
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

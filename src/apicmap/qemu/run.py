@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from apicmap.cache import cache_root
 from apicmap.errors import ApicmapError
-from apicmap.qemu.build import cache_dir
 
 DEBUGCON_PORT = 0x4E9  # guest.h
 DEBUG_EXIT_PORT = 0xF4
@@ -100,7 +100,7 @@ def parse_report(line: str) -> tuple[int, tuple[Observed, ...]]:
 
 def run_job(qemu: str, guest: Path, ncpu: int, job: bytes, count: int, timeout: float) -> RunResult:
     """Boot once; return the guest's report for each of the ``count`` interrupts in ``job``."""
-    log_dir = cache_dir() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_counter)}"
+    log_dir = cache_root() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_counter)}"
     log_dir.mkdir(parents=True, exist_ok=True)
     job_path, out_path, log_path = log_dir / "job.bin", log_dir / "guest.out", log_dir / "qemu.log"
     job_path.write_bytes(job)

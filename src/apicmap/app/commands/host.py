@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from apicmap.app.commands.common import Parents, add_command, print_json
+from apicmap.app.commands.common import Parents, add_command, kvm_target_for, print_json
 from apicmap.app.render import cell, print_table
 
 
@@ -27,12 +27,9 @@ def handle(args: argparse.Namespace) -> int:
     report: dict[str, object]
     if args.on:
         # The guest agent answers with the booted kernel's own report (the same function, run there).
-        from apicmap.kernels.remote import open_session
-        from apicmap.kernels.source import parse_spec
-
-        with open_session(parse_spec(args.on, modules=args.on_modules, where="--on"),
-                          boot_timeout=args.boot_timeout) as guest:
-            report = dict(guest.hello["host_report"])
+        with kvm_target_for(args) as target:
+            assert target is not None
+            report = dict(target.report)
     else:
         report = dict(host_report())
     if args.json:
