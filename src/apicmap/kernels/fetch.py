@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -86,13 +87,29 @@ def resolve_debian_series(series: str) -> str:
     """The newest ``linux-image-SERIES.*-amd64-unsigned`` package apt knows (``apt-cache pkgnames``)."""
     if shutil.which("apt-cache") is None:
         raise KernelFetchError(f"debian:{series}: apt-cache is not installed (a Debian-based host is needed)")
-    listed = subprocess.run(["apt-cache", "pkgnames", f"linux-image-{series}."], capture_output=True, text=True)
     pattern = re.compile(r"linux-image-(" + re.escape(series) + r"\.\d+(?:-\d+|\+deb\d+))-amd64-unsigned")
-    names = [n for n in listed.stdout.split() if pattern.fullmatch(n)]
+
+    def known() -> list[str]:
+        listed = subprocess.run(["apt-cache", "pkgnames", f"linux-image-{series}."], capture_output=True, text=True)
+        return [n for n in listed.stdout.split() if pattern.fullmatch(n)]
+
+    names = known()
+    if not names and _refresh_package_lists():
+        names = known()
     if not names:
         raise KernelFetchError(f"debian:{series}: apt knows no linux-image-{series}.*-amd64-unsigned package "
                                "(run apt-get update; allowed: " + ALLOWED_FORMS + ")")
     return max(names, key=_version_key)
+
+
+def _refresh_package_lists() -> bool:
+    """``apt-get update``, where this process may (root): a machine's lists can be months old, and
+    Debian's archive keeps only the current kernel packages of a series. False where it may not."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return False
+    done = subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True,
+                          env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    return done.returncode == 0
 
 
 def _run(command: list[str], cwd: Path, what: str) -> None:
@@ -109,7 +126,13 @@ def _download_and_unpack(package: str, base: Path, progress: Progress) -> GuestK
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=base) as temp_name:
         temp = Path(temp_name)
         progress(f"downloading {package}")
-        _run(["apt-get", "download", package], temp, package)
+        try:
+            _run(["apt-get", "download", package], temp, package)
+        except KernelFetchError:
+            # Stale lists name a .deb the archive no longer has (404): refresh them once and retry.
+            if not _refresh_package_lists():
+                raise
+            _run(["apt-get", "download", package], temp, package)
         debs = sorted(temp.glob("*.deb"))
         if not debs:
             raise KernelFetchError(f"{package}: apt-get download left no .deb file")

@@ -512,8 +512,9 @@ BACKPORTS: tuple[Backport, ...] = (
              evidence="measured on Debian's 6.1.170; the first 6.1.y release was not identified"),
     # Measured on Debian's 6.1.192 booted under QEMU (tests/kernels): a SELF_IPI write with bit 32
     # set fails; it did not on 6.1.170, so the backport landed in 6.1.171..6.1.192.
-    Backport(commit=C_X2APIC_UPPER_HALF, series=(6, 1), first=(6, 1, 192), exact=False,
-             evidence="measured on Debian's 6.1.192; the first 6.1.y release (171..192) was not identified"),
+    Backport(commit=C_X2APIC_UPPER_HALF, series=(6, 1), first=(6, 1, 176), exact=False,
+             evidence="measured on Debian's 6.1.176 (ABI 6.1.0-50) and 6.1.192; absent from 6.1.170; the first "
+                      "6.1.y release (171..176) was not identified"),
     # Not in 6.1.y (up to 6.1.192 at least): 4b7c3f6d04bd "KVM: x86: Make x2APIC ID 100% readonly".
     # On Debian's 6.1.192 kvm_apic_state_fixup still plants the ID: KVM_SET_LAPIC of an x2APIC vCPU
     # without USE_32BIT_IDS stores buffer ID >> 24 (0x05000001 -> 5, read back raw after a host
@@ -525,7 +526,8 @@ BACKPORTS: tuple[Backport, ...] = (
 )
 
 # Debian ABI names do not carry the upstream version; the ones seen on this project's machines.
-DEBIAN_ABI: dict[str, Release] = {"6.1.0-47": (6, 1, 170), "6.1.0-56": (6, 1, 192)}
+DEBIAN_ABI: dict[str, Release] = {"6.1.0-47": (6, 1, 170), "6.1.0-50": (6, 1, 176), "6.1.0-56": (6, 1, 192),
+                                   "6.1.0-57": (6, 1, 192)}
 
 _RELEASE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+~_].*)?$")
 _DEBIAN_ABI_NAME = re.compile(r"^(\d+\.\d+\.0-\d+)-[a-z0-9-]+$")
