@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from apicmap.cache import cache_root
-from apicmap.fuzz.campaign import Campaign, FuzzStore, default_store
+from apicmap.fuzz.campaign import Campaign, default_store
+from apicmap.fuzz.store import FuzzStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

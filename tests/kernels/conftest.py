@@ -10,21 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from apicmap.kernels import GuestKernel, GuestSession, KernelFetchError, QemuMissing, fetch, parse_spec
-from apicmap.kernels.launcher import find_qemu
-from tests.helpers import skip_unless_ci
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "guest: boots a real kernel under QEMU (skipped without QEMU or apt downloads)")
+from apicmap.kernels import GuestKernel, GuestSession
+from tests.helpers import fetch_kernel_or_skip
 
 
 def _fetch_or_skip(text: str) -> GuestKernel:
-    try:
-        find_qemu()
-        return fetch(parse_spec(text))
-    except (QemuMissing, KernelFetchError) as err:
-        skip_unless_ci(f"cannot run {text}: {err}")
+    kernel = fetch_kernel_or_skip(text)
+    assert isinstance(kernel, GuestKernel)
+    return kernel
 
 
 def _boot(kernel: GuestKernel, log_dir: object) -> Iterator[GuestSession]:

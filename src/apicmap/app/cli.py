@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from apicmap.app.commands import (
     bench,
+    campaign,
     check,
     compare,
     conformance,
@@ -29,8 +30,8 @@ from apicmap.app.commands.common import HelpFormatter, Parser, build_parents
 from apicmap.errors import ApicmapError
 from apicmap.version import __version__
 
-COMMANDS = (run, explain, map_command, decode, check, compare, sweep, fuzz, conformance, bench, host, kernels,
-            import_state)
+COMMANDS = (run, explain, map_command, decode, check, compare, sweep, fuzz, conformance, campaign, bench, host,
+            kernels, import_state)
 
 
 def build_parser() -> Parser:

@@ -10,7 +10,8 @@ from pathlib import Path
 from apicmap.app.progress import progress, ticking
 from apicmap.app.render import cell, vcpu_set
 from apicmap.domain.engine import Engine
-from apicmap.fuzz.campaign import Campaign, FuzzStore, default_store
+from apicmap.fuzz.campaign import Campaign, default_store
+from apicmap.fuzz.store import FuzzStore
 from apicmap.fuzz.strategies import Profile
 
 

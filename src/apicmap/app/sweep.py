@@ -16,6 +16,7 @@ from __future__ import annotations
 import json as json_module
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 
 from apicmap.app.render import print_table
@@ -144,7 +145,9 @@ def _agree(engine: str, ours: Outcome, theirs: Outcome) -> bool:
 
 
 def sweep(path: str, *, engines: Sequence[str] = ("model", "arch"), kernel: str | None = None,
-          x2apic_ranges: Sequence[range] = (), ipi_sources: str = "ends") -> SweepReport:
+          x2apic_ranges: Sequence[range] = (), ipi_sources: str = "ends",
+          kvm_engine: Engine | None = None) -> SweepReport:
+    """``kvm_engine``: the kvm engine to sweep (a booted kernel's; it stays open), else this machine's."""
     scenario = load_scenario(path)
     vm = scenario.vm
     names = tuple(dict.fromkeys(["model", *engines]))
@@ -156,14 +159,15 @@ def sweep(path: str, *, engines: Sequence[str] = ("model", "arch"), kernel: str 
     results: dict[str, list[Outcome | None]] = {}
     model_kernel = kernel or scenario.kernel
     for name in names:
+        borrowed = kvm_engine if name == "kvm" else None
         try:
-            engine: Engine = make_engine(name, model_kernel if name == "model" else None)
+            engine: Engine = borrowed or make_engine(name, model_kernel if name == "model" else None)
         except Exception as err:  # the kvm engine without /dev/kvm
             if name == "model":
                 raise
             report.unavailable[name] = str(err)
             continue
-        with engine:
+        with nullcontext(engine) if borrowed else engine:
             started = time.perf_counter()
             try:
                 prepared = engine.prepare(vm)

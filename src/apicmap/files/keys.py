@@ -200,6 +200,9 @@ def main() -> None:
     """Write the generated schemas over the checked-in ones."""
     (SCHEMA_DIR / "scenario.schema.json").write_text(schema_text(scenario_schema()))
     (SCHEMA_DIR / "sequence.schema.json").write_text(schema_text(sequence_schema()))
+    from apicmap.files.plan import plan_schema
+
+    (SCHEMA_DIR / "plan.schema.json").write_text(schema_text(plan_schema()))
 
 
 if __name__ == "__main__":

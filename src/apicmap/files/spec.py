@@ -11,6 +11,7 @@ the loaders, and raise through the same error path.
 from __future__ import annotations
 
 import enum
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ class Kind(enum.Enum):
     TABLE = "an inline table"
     TABLE_LIST = "a list of inline tables"
     TEXT_LIST = "a list of strings"
+    INT_LIST = "a list of integers"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,7 +72,9 @@ class Key:
             return "[{ " + ", ".join(f"{f.name} = ..." for f in self.fields) + " }, ...]"
         if self.kind is Kind.TEXT_LIST:
             return 'a list of strings, e.g. ["6.1.170"]'
-        return "text"
+        if self.kind is Kind.INT_LIST:
+            return f"a non-empty list of integers {_number(self.low, self.decimal)}..{_number(self.high, self.decimal)}"
+        return f"text matching {self.pattern}" if self.pattern else "text"
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +183,7 @@ def _check(key: Key, value: Any, where: str) -> None:
             if not isinstance(value, bool):
                 raise bad
         case Kind.TEXT:
-            if not isinstance(value, str):
+            if not isinstance(value, str) or (key.pattern is not None and re.match(key.pattern, value) is None):
                 raise bad
         case Kind.CHOICE:
             if not isinstance(value, str) or value not in key.choices:
@@ -205,6 +209,10 @@ def _check(key: Key, value: Any, where: str) -> None:
                 validate(item, key.fields, f"{where}[{i}]")
         case Kind.TEXT_LIST:
             if not isinstance(value, list) or any(not isinstance(v, str) for v in value):
+                raise bad
+        case Kind.INT_LIST:
+            if not isinstance(value, list) or not value or any(
+                    isinstance(v, bool) or not isinstance(v, int) or not key.low <= v <= key.high for v in value):
                 raise bad
 
 
@@ -265,6 +273,9 @@ def _key_schema(key: Key) -> dict[str, Any]:
             out = {"type": "array", "items": _object_schema(key.fields), "minItems": 1}
         case Kind.TEXT_LIST:
             out = {"type": "array", "items": {"type": "string"}}
+        case Kind.INT_LIST:
+            out = {"type": "array", "items": {"type": "integer", "minimum": key.low, "maximum": key.high},
+                   "minItems": 1}
     if key.default is not None:
         out["default"] = key.default
     doc = key.doc

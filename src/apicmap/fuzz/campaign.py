@@ -6,25 +6,24 @@ catalogue of known differences) is raised so that Hypothesis shrinks the case to
 which is kept as a scenario text (and written out as a file that ``apicmap check`` re-runs when
 the campaign has an output directory).
 
-A ``FuzzStore`` makes campaigns resume: Hypothesis's example database (a
-``DirectoryBasedExampleDatabase``) and, next to it, the index of findings already reported, so
-that a later campaign does not report them as new. ``--out DIR`` keeps both in DIR; without it
-the CLI keeps them under the user's cache directory (``default_store``).
+A store (``fuzz/store.py``) makes campaigns resume: Hypothesis's example database and the
+findings already reported, so that a later campaign does not report them as new. ``apicmap
+fuzz`` keeps a ``FuzzStore`` in ``--out DIR`` or under the user's cache directory
+(``default_store``); the shards of ``apicmap campaign`` share a ``SharedStore``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
-from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase, InMemoryExampleDatabase
+from hypothesis.database import ExampleDatabase, InMemoryExampleDatabase
 
 from apicmap.arch.engine import ArchEngine
 from apicmap.cache import cache_root
@@ -36,6 +35,7 @@ from apicmap.errors import NotExpressible
 from apicmap.files.output import atomic_write_text
 from apicmap.files.writer import scenario_toml
 from apicmap.fuzz.signature import signature
+from apicmap.fuzz.store import FindingStore, FuzzStore
 from apicmap.fuzz.strategies import Profile, cases
 from apicmap.known.catalogue import CATALOGUE
 from apicmap.model.engine import ModelEngine
@@ -51,6 +51,7 @@ class Finding:
     model: Outcome
     other: Outcome
     found_after: float  # seconds into the campaign when first detected (shrinking comes after)
+    detected_at: str = ""  # the same moment on the wall clock (UTC), comparable across shards and machines
     scenario: str = ""  # the shrunk case as a scenario file's text, kept with or without --out
     reproducer: str | None = None  # where the scenario was written, with --out
     # Against the kernel: the commits between the modelled release and the host's that explain it.
@@ -58,43 +59,11 @@ class Finding:
 
     def to_json(self) -> dict[str, object]:
         return {"signature": self.signature, "rule": self.rule, "found_after_s": round(self.found_after, 3),
+                "detected_at": self.detected_at,
                 "model": list(self.model.receivers), "model_return": self.model.result,
                 "other": list(self.other.receivers), "other_return": self.other.result,
                 "model_detail": _detail(self.model, self.other), "other_detail": _detail(self.other, self.model),
                 "explained_by": self.explained_by, "reproducer": self.reproducer, "scenario": self.scenario}
-
-
-@dataclass(frozen=True, slots=True)
-class FuzzStore:
-    """Where a campaign keeps its example database and its index of reported findings."""
-
-    database: Path
-    index: Path
-
-    @staticmethod
-    def in_dir(out: Path) -> FuzzStore:
-        """``--out DIR``: ``DIR/fuzz-db/`` and ``DIR/findings.json``."""
-        return FuzzStore(out / "fuzz-db", out / "findings.json")
-
-    def saved(self) -> dict[str, dict[str, object]]:
-        """The findings earlier campaigns reported, by signature (empty when there is no index)."""
-        try:
-            entries = json.loads(self.index.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        if not isinstance(entries, list):
-            return {}
-        return {str(e["signature"]): e for e in entries if isinstance(e, dict) and "signature" in e}
-
-    def remember(self, findings: Iterable[Finding]) -> None:
-        """Add findings to the index (merged with what is there: parallel jobs share it), atomically."""
-        entries = self.saved()
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        for f in findings:
-            entries.setdefault(f.signature, {"signature": f.signature, "rule": f.rule, "saved_at": now,
-                                             "reproducer": f.reproducer, "scenario": f.scenario})
-        self.index.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.index, json.dumps(list(entries.values()), indent=2) + "\n")
 
 
 def default_store(against: str, kernel: str | None) -> FuzzStore:
@@ -102,21 +71,6 @@ def default_store(against: str, kernel: str | None) -> FuzzStore:
     name = f"{against}-{kernel or 'newest'}"
     root = cache_root() / "fuzz-db"
     return FuzzStore(root / name, root / f"{name}.findings.json")
-
-
-class _CorpusDatabase(DirectoryBasedExampleDatabase):
-    """The example database, keeping every input that ever diverged.
-
-    Hypothesis deletes a saved example that no longer fails when it replays it; a finding already
-    in the index no longer fails here by design (it is not reported twice), so deleting would empty
-    the corpus at every resume. Moves (to the secondary corpus) copy for the same reason.
-    """
-
-    def delete(self, key: bytes, value: bytes) -> None:
-        pass
-
-    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
-        self.save(dest, value)
 
 
 def _returned(outcome: Outcome) -> str:
@@ -144,7 +98,7 @@ class Campaign:
     out: Path | None = None  # reproducer files; with no store given, the store is kept here too
     progress: Callable[[Campaign], None] | None = None
     max_findings: int | None = None  # stop early (used by time-to-find measurements)
-    store: FuzzStore | None = None  # None and no out: an in-memory database, no index
+    store: FindingStore | None = None  # None and no out: an in-memory database, no index
     # Against "kvm": the engine of a booted kernel (``--on``) and what it supports; None: this machine's.
     kvm_engine: Engine | None = None
     kvm_profile: Profile | None = None
@@ -169,14 +123,18 @@ class Campaign:
         if self.out:
             self.out.mkdir(parents=True, exist_ok=True)
         if self.store is not None:
-            self.store.database.mkdir(parents=True, exist_ok=True)
-            database = _CorpusDatabase(str(self.store.database))
+            database = self.store.examples()
             self.saved = self.store.saved()
             self._known.update(self.saved)
         self.started = time.monotonic()
         chunk = 0
         try:
             while self.elapsed < self.seconds and not self._enough():
+                if chunk and self.store is not None:
+                    # What other campaigns sharing the store reported meanwhile is not raised (nor
+                    # shrunk) again. Only between chunks: a signature that turned known in the middle
+                    # of Hypothesis's shrinking would make the failure look flaky.
+                    self._known.update(self.store.saved())
                 self._chunk(model_engine, other, profile, database, chunk)
                 chunk += 1
         finally:
@@ -288,7 +246,9 @@ class Campaign:
         self._known.add(finding.signature)
         detected = self._first_seen.get(finding.signature, finding.found_after)
         explained = self._explain_by_commits(finding) if self.against == "kvm" else None
-        finding = replace(finding, found_after=detected, explained_by=explained)
+        wall = datetime.now(UTC) - timedelta(seconds=self.elapsed - detected)
+        finding = replace(finding, found_after=detected, explained_by=explained,
+                          detected_at=wall.isoformat(timespec="milliseconds"))
         text = self._scenario(finding)
         path = None
         if self.out:

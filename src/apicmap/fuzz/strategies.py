@@ -5,7 +5,7 @@ mode, shorthands, broadcasts, RH, and destinations near the boundaries."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
@@ -34,6 +34,11 @@ class Profile:
     x2apic_sources_only: bool = True  # the host can only send IPIs from x2APIC-mode vCPUs
     allow_remrd: bool = False  # REMRD's effect is not observable on the host
     max_vcpus: int = 6
+
+    @staticmethod
+    def for_host(report: Mapping[str, object]) -> Profile:
+        """What a kernel's kvm engine can run, from its ``kvm.host.host_report()``."""
+        return Profile(vector_hashing=bool(report.get("vector_hashing", True)), smm=bool(report.get("smm")))
 
 
 # Strategies are built once: constructing them per draw dominated the campaign's cost.

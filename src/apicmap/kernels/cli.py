@@ -76,8 +76,17 @@ def kvm_engine_for(args: argparse.Namespace) -> Iterator[Engine]:
     if not getattr(args, "on", None):
         yield make_engine("kvm")
         return
-    spec = parse_spec(args.on, modules=getattr(args, "on_modules", None), where="--on")
     log_dir = Path(args.log_dir) if getattr(args, "log_dir", None) else None
-    with open_session(spec, log_dir=log_dir, boot_timeout=getattr(args, "boot_timeout", DEFAULT_BOOT_TIMEOUT),
+    with booted_engine(args.on, modules=getattr(args, "on_modules", None), log_dir=log_dir,
+                       boot_timeout=getattr(args, "boot_timeout", DEFAULT_BOOT_TIMEOUT)) as engine:
+        yield engine
+
+
+@contextmanager
+def booted_engine(kernel: str, *, modules: str | None = None, log_dir: Path | None = None,
+                  boot_timeout: float = DEFAULT_BOOT_TIMEOUT, where: str = "--on") -> Iterator[Engine]:
+    """The kvm engine inside ``kernel`` (any ``--on`` form), booted for the duration of the block."""
+    spec = parse_spec(kernel, modules=modules, where=where)
+    with open_session(spec, log_dir=log_dir, boot_timeout=boot_timeout,
                       progress=lambda line: print(line, file=sys.stderr)) as guest:
         yield guest.engine()

@@ -20,7 +20,7 @@ from apicmap.app.runner import KvmTarget
 from apicmap.domain.engine import ENGINE_NAMES
 from apicmap.errors import InputError
 from apicmap.files.scenario import Scenario, load_scenario, parse_scenario
-from apicmap.kernels.cli import add_on_option, kvm_engine_for
+from apicmap.kernels.cli import add_on_option, booted_engine, kvm_engine_for
 from apicmap.kernels.remote import RemoteKvmEngine
 from apicmap.model.policy import NEWEST, VARIANTS, KernelPolicy, parse_release, policy_for_release
 
@@ -197,9 +197,20 @@ def kvm_target_for(args: argparse.Namespace) -> Iterator[KvmTarget | None]:
         yield None
         return
     with kvm_engine_for(args) as engine:
-        assert isinstance(engine, RemoteKvmEngine)
-        sys.stderr.write(f"apicmap: note: --on {args.on}: KVM of Linux {engine.upstream_release}\n")
-        yield KvmTarget(engine, engine.upstream_release, engine.host_report)
+        yield _target(engine, args.on)
+
+
+@contextmanager
+def booted_target(kernel: str, *, boot_timeout: float, where: str) -> Iterator[KvmTarget]:
+    """The kvm engine inside ``kernel`` (any ``--on`` form) and its release, for the block."""
+    with booted_engine(kernel, boot_timeout=boot_timeout, where=where) as engine:
+        yield _target(engine, kernel)
+
+
+def _target(engine: object, kernel: str) -> KvmTarget:
+    assert isinstance(engine, RemoteKvmEngine)
+    sys.stderr.write(f"apicmap: note: --on {kernel}: KVM of Linux {engine.upstream_release}\n")
+    return KvmTarget(engine, engine.upstream_release, engine.host_report)
 
 
 # --- output -------------------------------------------------------------------------------------

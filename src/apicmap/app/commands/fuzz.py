@@ -122,7 +122,6 @@ def _on(args: argparse.Namespace) -> int:
 
     with kvm_target_for(args) as target:
         assert target is not None
-        report = target.report
-        profile = Profile(vector_hashing=bool(report.get("vector_hashing", True)), smm=bool(report.get("smm")))
+        profile = Profile.for_host(target.report)
         return run_fuzz("kvm", args.kernel or target.release, args.time, args.seed, 1, args.out, args.json,
                         kvm_engine=target.engine, kvm_profile=profile)
