@@ -13,13 +13,10 @@ shared store the moment it is shrunk, so a worker that dies afterwards loses no 
 from __future__ import annotations
 
 import hashlib
-import os
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from apicmap.app.runner import KvmTarget
@@ -83,16 +80,13 @@ class ShardResult:
     shard: str
     release: str | None  # the upstream release of the kernel whose KVM answered (None: no kernel)
     model: str | None  # the release the model followed
-    worker: str  # host:pid
-    started_at: str
     seconds: float
     pairs: int  # (state, message) pairs compared (fuzz, sweep) or interrupts checked (conformance)
     findings: tuple[dict[str, object], ...]
 
     def to_json(self) -> dict[str, object]:
-        return {"shard": self.shard, "release": self.release, "model": self.model, "worker": self.worker,
-                "started_at": self.started_at, "seconds": round(self.seconds, 3), "pairs": self.pairs,
-                "findings": list(self.findings)}
+        return {"shard": self.shard, "release": self.release, "model": self.model,
+                "seconds": round(self.seconds, 3), "pairs": self.pairs, "findings": list(self.findings)}
 
     @staticmethod
     def from_json(data: dict[str, object]) -> ShardResult:
@@ -100,8 +94,7 @@ class ShardResult:
         seconds = data.get("seconds")
         pairs = data.get("pairs")
         return ShardResult(shard=str(data["shard"]), release=_optional(data.get("release")),
-                           model=_optional(data.get("model")), worker=str(data.get("worker", "")),
-                           started_at=str(data.get("started_at", "")),
+                           model=_optional(data.get("model")),
                            seconds=float(seconds) if isinstance(seconds, int | float) else 0.0,
                            pairs=int(pairs) if isinstance(pairs, int) else 0,
                            findings=tuple(f for f in findings if isinstance(f, dict))
@@ -116,7 +109,6 @@ def run_shard(shard: Shard, database: str) -> ShardResult:
     """Run one shard here; raises when it cannot finish (the executor retries it)."""
     store = SharedStore(database, shard.namespace, shard.id)
     store.record_attempt(shard.id)
-    started_at = datetime.now(UTC).isoformat(timespec="milliseconds")
     started = time.monotonic()
     with _kvm(shard) as target:
         release = _release(shard, target)
@@ -129,8 +121,7 @@ def run_shard(shard: Shard, database: str) -> ShardResult:
             pairs, found = _sweep(shard, model, target)
     if shard.job.kind is not JobKind.FUZZ:  # a fuzz campaign saves each finding as it is shrunk
         store.remember(found)
-    return ShardResult(shard=shard.id, release=release, model=model, worker=f"{socket.gethostname()}:{os.getpid()}",
-                       started_at=started_at, seconds=time.monotonic() - started, pairs=pairs,
+    return ShardResult(shard=shard.id, release=release, model=model, seconds=time.monotonic() - started, pairs=pairs,
                        findings=tuple({**f.to_json(), "shard": shard.id} for f in found))
 
 
