@@ -27,6 +27,7 @@ SYSTEM_PACKAGES = {
     "qemu-system-x86": "qemu-system-x86_64",  # tests/kernels (booted 6.1 and 6.12), tests/qemu (engine qemu)
     "busybox-static": "busybox",  # the booted kernels' initramfs
     "gcc": "gcc",  # builds the qemu engine's test guest
+    "cpio": "cpio",  # tests/kernels/test_initramfs.py: GNU cpio reads the initramfs apicmap writes
     "redis-server": "redis-server",  # tests/fuzz/test_store.py, tests/app/campaign: the shared database on Redis
 }
 

@@ -6,8 +6,6 @@ import stat
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from apicmap.kernels.initramfs import (
     MARK_AGENT_START,
     AgentCommand,
@@ -23,6 +21,7 @@ from apicmap.kernels.initramfs import (
     symlink,
     write_newc,
 )
+from tests.helpers import skip_unless_ci
 
 ENTRIES = [
     directory("bin"),
@@ -45,8 +44,9 @@ def test_round_trip_in_python() -> None:
     assert read_newc(_archive(ENTRIES)) == ENTRIES
 
 
-@pytest.mark.skipif(shutil.which("cpio") is None, reason="GNU cpio is not installed")
 def test_gnu_cpio_reads_it(tmp_path: Path) -> None:
+    if shutil.which("cpio") is None:
+        skip_unless_ci("GNU cpio is not installed (Debian package cpio)")
     archive = _archive(ENTRIES)
     listing = subprocess.run(["cpio", "-itv", "--quiet"], input=archive, capture_output=True, check=True).stdout
     lines = listing.decode().splitlines()
