@@ -252,7 +252,7 @@ class Campaign:
         text = self._scenario(finding)
         path = None
         if self.out:
-            path = self.out / _file_name(finding)
+            path = self.out / reproducer_name(finding.signature, finding.rule)
             atomic_write_text(path, text)
         kept = replace(finding, scenario=text, reproducer=None if path is None else str(path))
         self.findings.append(kept)
@@ -294,9 +294,10 @@ class Campaign:
                              kernel=kernel, header=header)
 
 
-def _file_name(finding: Finding) -> str:
-    digest = hashlib.sha1(finding.signature.encode()).hexdigest()[:8]
-    slug = re.sub(r"[^a-z0-9]+", "-", finding.rule.lower()).strip("-")[:40]
+def reproducer_name(signature: str, rule: str) -> str:
+    """A finding's reproducer file name: its rule, readable, and its signature's digest, unique."""
+    digest = hashlib.sha1(signature.encode()).hexdigest()[:8]
+    slug = re.sub(r"[^a-z0-9]+", "-", rule.lower()).strip("-")[:40]
     return f"{slug}-{digest}.toml"
 
 

@@ -20,7 +20,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -130,9 +130,15 @@ class SharedStore:
     url: str
     namespace: str
     shard: str = ""
+    # Opened on first use and kept: a campaign reads the store between every two Hypothesis runs,
+    # and a Redis client per read would be a new connection each time.
+    _backend: ExampleDatabase | None = field(default=None, init=False, repr=False, compare=False)
 
     def backend(self) -> ExampleDatabase:
-        return open_backend(self.url)
+        if self._backend is None:
+            object.__setattr__(self, "_backend", open_backend(self.url))
+        assert self._backend is not None
+        return self._backend
 
     def examples(self) -> ExampleDatabase:
         return KeepEverything(self.backend(), self._key("examples:"))

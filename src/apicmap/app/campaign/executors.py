@@ -49,7 +49,6 @@ class Executor(Protocol):
 
 @dataclass(slots=True, eq=False)  # a handle: hashed by identity
 class _Local:
-    shard: Shard
     process: BaseProcess
     results: Connection
 
@@ -91,7 +90,7 @@ class LocalExecutor:
                                         name=f"apicmap shard {shard.id} #{attempt}", daemon=True)
         process.start()
         send.close()
-        return _Local(shard, process, receive)
+        return _Local(process, receive)
 
     def wait(self, running: Sequence[Any], timeout: float) -> list[Ended]:
         handles = [h for h in running if isinstance(h, _Local)]

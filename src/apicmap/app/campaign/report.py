@@ -9,9 +9,7 @@ shared store's records, so the findings of a shard that died after saving them a
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +18,12 @@ from apicmap.app.campaign.coordinator import Run
 from apicmap.app.campaign.shards import Shard
 from apicmap.files.output import atomic_write_text
 from apicmap.files.plan import shard_slug
+from apicmap.fuzz.campaign import reproducer_name
 from apicmap.fuzz.store import SharedStore
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MergedFinding:
-    target: str
     signature: str
     rule: str
     first_seen: str  # UTC time of the earliest detection
@@ -123,6 +121,7 @@ def merge(run: Run, out: Path) -> CampaignReport:
     by_target: dict[str, list[Shard]] = {}
     for shard in run.shards:
         by_target.setdefault(shard.target, []).append(shard)
+    stores = {s.namespace: SharedStore(run.database, s.namespace) for s in run.shards}
     targets = []
     for target, shards in by_target.items():
         records: list[dict[str, object]] = []
@@ -131,7 +130,7 @@ def merge(run: Run, out: Path) -> CampaignReport:
             if result is not None:
                 records += [dict(f) for f in result.findings]
         for namespace in sorted({s.namespace for s in shards}):
-            records += SharedStore(run.database, namespace).findings()
+            records += stores[namespace].findings()
         findings = [_merged(target, signature, group, out) for signature, group in _by_signature(records)]
         finished = [run.results[s.id] for s in shards if s.id in run.results]
         targets.append(TargetReport(target=target, kernel=shards[0].kernel,
@@ -142,7 +141,7 @@ def merge(run: Run, out: Path) -> CampaignReport:
     runs = []
     for shard in run.shards:
         result = run.results.get(shard.id)
-        attempts = SharedStore(run.database, shard.namespace).attempts(shard.id)
+        attempts = stores[shard.namespace].attempts(shard.id)
         runs.append(ShardRun(shard=shard.id, target=shard.target,
                              status="lost" if shard.id in run.lost else "finished" if result else "not run",
                              resumed=shard.id in run.resumed, attempts=len(attempts),
@@ -176,13 +175,11 @@ def _merged(target: str, signature: str, group: list[dict[str, object]], out: Pa
     reproducer = None
     scenario = first.get("scenario")
     if isinstance(scenario, str) and scenario:
-        digest = hashlib.sha1(signature.encode()).hexdigest()[:8]
-        rule = re.sub(r"[^a-z0-9]+", "-", str(first.get("rule", "")).lower()).strip("-")[:40]
-        path = out / "reproducers" / shard_slug(target) / f"{rule}-{digest}.toml"
+        path = out / "reproducers" / shard_slug(target) / reproducer_name(signature, str(first.get("rule", "")))
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, scenario)
         reproducer = str(path)
-    return MergedFinding(target=target, signature=signature, rule=str(first.get("rule", "")),
+    return MergedFinding(signature=signature, rule=str(first.get("rule", "")),
                          first_seen=str(first.get("detected_at") or ""), first_shard=shards[0] if shards else "",
                          shards=shards, record=first, reproducer=reproducer)
 
